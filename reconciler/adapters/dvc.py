@@ -1,0 +1,139 @@
+"""The only module that talks to DVC.
+
+DVC is imported lazily so that the no-change reconcile path never pays for it. DVC's own
+repository lock fails fast when another DVC process holds it; we serialise every DVC call behind a
+lock of ours that *waits* (bounded), so concurrent reconcilers queue instead of failing.
+Stage output (and DVC's own chatter) goes to a log file, not the user's terminal; on failure the
+stage's one-line ``error:`` message is lifted into the :class:`PipelineError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from reconciler.adapters.files import file_lock
+from reconciler.errors import PipelineError, TransientError
+
+DVC_LOCK = ".flywheel/locks/dvc"
+DVC_LOCK_TIMEOUT = 600.0
+
+
+def is_dvc_repo(root: Path) -> bool:
+    return (root / ".dvc").is_dir()
+
+
+def init(root: Path) -> None:
+    """``dvc init`` in an existing git repository (no-op when already initialised)."""
+    if is_dvc_repo(root):
+        return
+    from dvc.repo import Repo
+
+    Repo.init(str(root))
+
+
+class DvcSession:
+    """One locked conversation with DVC: reproduce stages, track folders."""
+
+    def __init__(self, root: Path, log: Path) -> None:
+        self.root = root
+        self.log = log
+        self._repo: Any = None
+
+    def __enter__(self) -> DvcSession:
+        self._lock = file_lock(self.root / DVC_LOCK, timeout=DVC_LOCK_TIMEOUT, what="DVC")
+        self._lock.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._repo is not None:
+            self._repo.close()
+        self._lock.__exit__(*exc)
+
+    def _open(self) -> Any:
+        if self._repo is None:
+            from dvc.repo import Repo
+
+            self._repo = Repo(str(self.root))
+        return self._repo
+
+    def reproduce(self, target: str) -> None:
+        """``dvc repro TARGET`` (stages upstream of it run first when changed)."""
+        with self._translated(f"dvc repro {target}"):
+            self._open().reproduce(targets=[target])
+
+    def track(self, path: str) -> None:
+        """``dvc add PATH``: put a file or folder under DVC (cache, remote), not git."""
+        with self._translated(f"dvc add {path}"):
+            self._open().add([path])
+
+    @contextlib.contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        from dvc.exceptions import DvcException
+        from dvc.lock import LockError
+
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        try:
+            with _output_to(self.log), _python_on_path():
+                yield
+        except LockError as exc:
+            raise TransientError(f"{what}: DVC's repository lock is held: {exc}",
+                                 delay=30.0) from exc
+        except DvcException as exc:
+            detail = _stage_error(self.log, offset) or str(exc)
+            raise PipelineError(f"{what} failed: {detail} (log: {self._display_log()})") from exc
+
+    def _display_log(self) -> str:
+        try:
+            return self.log.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(self.log)
+
+
+@contextlib.contextmanager
+def _output_to(log: Path) -> Iterator[None]:
+    """Send fds 1 and 2 (ours, DVC's and the stage subprocesses') to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log.open("ab") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+@contextlib.contextmanager
+def _python_on_path() -> Iterator[None]:
+    """Stage commands say ``python``: make it this interpreter even when no venv is active."""
+    before = os.environ.get("PATH", "")
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + before
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = before
+
+
+def _stage_error(log: Path, offset: int) -> str | None:
+    try:
+        with log.open("rb") as handle:
+            handle.seek(offset)
+            lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line.removeprefix("error: ")
+    return None

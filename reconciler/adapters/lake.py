@@ -1,0 +1,140 @@
+"""The data lake: every flywheel's observed state as files under ``lake/<name>/``.
+
+Layout (JSON is committed to git; model files are DVC-tracked, never git blobs)::
+
+    lake/<name>/status.json                   active model, pin flag, promotion history
+    lake/<name>/iterations/<id>.json          one record per iteration (immutable once finished)
+    lake/<name>/versions/<vN>.json            one record per model version (immutable)
+    lake/<name>/evaluation/<id>/{trained,active}.json   full evaluations (per label, confusion)
+    lake/<name>/models/<vN>.skops             model files, tracked by lake/<name>/models.dvc
+    lake/<name>/f1_history.csv                F1 across iterations (derived, for plots)
+
+Every write is atomic; finished iteration records and version records refuse to be rewritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from reconciler.adapters.files import atomic_write_json, atomic_write_text, file_lock, read_json
+from reconciler.core.state import (
+    FlywheelStatus,
+    IterationRecord,
+    ModelVersionRecord,
+    Observed,
+)
+from reconciler.errors import StateError, TransientError
+from reconciler.stages.workspace import LAKE_DIR, Workspace
+
+LOCKS_DIR = ".flywheel/locks"
+
+
+class Lake:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, name: str) -> Path:
+        return self.root / LAKE_DIR / name
+
+    def flywheels(self) -> list[str]:
+        base = self.root / LAKE_DIR
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if (p / "status.json").is_file())
+
+    # reading -------------------------------------------------------------------------------
+
+    def observe(self, name: str) -> Observed:
+        folder = self.folder(name)
+        status_file = folder / "status.json"
+        status = self._load(status_file, FlywheelStatus) if status_file.exists() else None
+        iterations = tuple(
+            self._load(path, IterationRecord)
+            for path in sorted((folder / "iterations").glob("*.json"))
+        )
+        versions = {
+            path.stem: self._load(path, ModelVersionRecord)
+            for path in (folder / "versions").glob("v*.json")
+        }
+        return Observed(status=status, iterations=iterations, versions=versions)
+
+    def evaluation(self, name: str, iteration_id: str, which: str) -> dict | None:
+        path = self.folder(name) / "evaluation" / iteration_id / f"{which}.json"
+        return read_json(path) if path.exists() else None
+
+    def _load(self, path: Path, model: type) -> object:
+        try:
+            return model.model_validate(read_json(path))
+        except (OSError, ValueError, ValidationError) as exc:
+            raise StateError(f"corrupt lake record: {exc.__class__.__name__}: "
+                             f"{str(exc).splitlines()[0]}", file=self._display(path)) from exc
+
+    def _display(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    # writing -------------------------------------------------------------------------------
+
+    def write_status(self, status: FlywheelStatus) -> None:
+        atomic_write_json(self.folder(status.flywheel_name) / "status.json", status.to_json_dict())
+
+    def write_iteration(self, record: IterationRecord) -> None:
+        path = (self.folder(record.flywheel_name) / "iterations"
+                / f"{record.flywheel_iteration_id}.json")
+        if path.exists():
+            existing = self._load(path, IterationRecord)
+            if existing.status.terminal:  # type: ignore[attr-defined]
+                raise StateError("iteration record is finished and immutable",
+                                 file=self._display(path))
+        atomic_write_json(path, record.to_json_dict())
+
+    def write_version(self, name: str, record: ModelVersionRecord) -> None:
+        path = self.folder(name) / "versions" / f"{record.version}.json"
+        if path.exists():
+            raise StateError("model version record already exists and is immutable",
+                             file=self._display(path))
+        atomic_write_json(path, record.to_json_dict())
+
+    def write_evaluation(self, name: str, iteration_id: str, which: str, record: dict) -> None:
+        atomic_write_json(self.folder(name) / "evaluation" / iteration_id / f"{which}.json",
+                          record)
+
+    def write_history(self, name: str, iterations: tuple[IterationRecord, ...] | list) -> None:
+        rows = ["step,iteration,trained,active,trainedModel,activeModel"]
+        completed = [it for it in iterations if it.status.value == "COMPLETED"]
+        for step, it in enumerate(completed, start=1):
+            trained = (it.trained_model_metrics or {}).get("AverageF1Score")
+            active = (it.evaluated_model_metrics or {}).get("AverageF1Score")
+            rows.append(",".join([
+                str(step), it.flywheel_iteration_id, _num(trained), _num(active),
+                it.trained_model_version or "", it.evaluated_model_version or "",
+            ]))
+        atomic_write_text(self.root / str(Workspace(name).history), "\n".join(rows) + "\n")
+
+    # locking -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def try_flywheel_lock(self, name: str) -> Iterator[bool]:
+        """The exclusive right to change one flywheel, if free now: yields whether it was got.
+
+        At most one process iterates a flywheel at a time; another one skips it instead of
+        waiting (the next reconcile sees the finished state).
+        """
+        try:
+            lock = file_lock(self.root / LOCKS_DIR / f"{name}.lock", timeout=0,
+                             what=f"flywheel {name}")
+            lock.__enter__()
+        except TransientError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.__exit__(None, None, None)
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.6f}"

@@ -1,0 +1,244 @@
+"""Spec files: safe YAML -> :class:`FlywheelSpec`, with errors that name file, line and field.
+
+The YAML is composed into a node tree with PyYAML's *safe* loader (no object construction), then
+walked by hand so that we can (1) refuse non-standard tags, duplicate keys, several documents and
+oversized or over-deep input before building anything, (2) bound alias expansion (a "billion
+laughs" file is refused, not expanded), and (3) remember the line of every key, so a pydantic
+error location maps back to a line in the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from reconciler.core.spec import FlywheelSpec
+from reconciler.errors import SpecError
+
+SPECS_DIR = "specs"
+MAX_SPEC_BYTES = 256 * 1024
+MAX_DEPTH = 32
+MAX_NODES = 20_000
+_STANDARD_TAGS = frozenset(
+    "tag:yaml.org,2002:" + name
+    for name in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp")
+)
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    """A validated spec and where it came from (``path`` is relative to the repository)."""
+
+    path: str
+    spec: FlywheelSpec
+    lines: dict[Loc, int] = field(repr=False, compare=False)
+
+    def line_of(self, *loc: str | int) -> int | None:
+        """The line of the deepest known key along ``loc`` (1-based)."""
+        return _line_of(self.lines, loc)
+
+    def error(self, cls: type[SpecError], message: str, *loc: str | int) -> SpecError:
+        return cls(message, file=self.path, line=self.line_of(*loc), field=_dotted(loc),
+                   flywheel=self.spec.name)
+
+
+def spec_paths(root: Path) -> list[Path]:
+    """Every spec file under ``specs/``, sorted, hidden files skipped."""
+    folder = root / SPECS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.suffix in (".yaml", ".yml") and not any(part.startswith(".") for part in
+                                                     p.relative_to(folder).parts)
+    )
+
+
+def load_spec(path: Path, root: Path) -> SpecFile:
+    """Read, parse and validate one spec file; raises :class:`SpecError` on any problem."""
+    relative = _relative(path, root)
+    try:
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"file is {size} bytes; the limit is {MAX_SPEC_BYTES}", file=relative)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror}", file=relative) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError("not valid UTF-8", file=relative, line=line) from exc
+    data, lines = parse_yaml(text, relative)
+    if not isinstance(data, dict):
+        raise SpecError("a spec must be a YAML mapping (one flywheel per file)", file=relative,
+                        line=1)
+    try:
+        spec = FlywheelSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _spec_error(exc, relative, lines) from exc
+    return SpecFile(path=relative, spec=spec, lines=lines)
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
+    """Safe-compose ``text`` and build plain Python values plus a location -> line map."""
+    loader = yaml.SafeLoader(text)
+    try:
+        if not loader.check_node():
+            raise SpecError("the file is empty", file=file, line=1)
+        root = loader.get_node()
+        if loader.check_node():
+            extra = loader.get_node()
+            raise SpecError("several YAML documents; put one flywheel per file", file=file,
+                            line=extra.start_mark.line + 1)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = exc.problem or exc.context or "malformed YAML"
+        raise SpecError(f"malformed YAML: {problem}", file=file, line=line) from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"malformed YAML: {exc}", file=file) from exc
+    finally:
+        loader.dispose()
+    builder = _Builder(loader, file)
+    return builder.build(root, (), 0), builder.lines
+
+
+class _Builder:
+    """Turns a composed node tree into dicts, lists and scalars, within limits."""
+
+    def __init__(self, loader: yaml.SafeLoader, file: str) -> None:
+        self.loader = loader
+        self.file = file
+        self.lines: dict[Loc, int] = {}
+        self.nodes = 0
+
+    def fail(self, message: str, node: yaml.Node) -> SpecError:
+        return SpecError(message, file=self.file, line=node.start_mark.line + 1)
+
+    def build(self, node: yaml.Node, loc: Loc, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self.fail(f"too many YAML nodes (over {MAX_NODES}; aliases count each time)",
+                            node)
+        if depth > MAX_DEPTH:
+            raise self.fail(f"nested deeper than {MAX_DEPTH} levels", node)
+        if node.tag not in _STANDARD_TAGS:
+            raise self.fail(f"YAML tag {node.tag!r} is not allowed", node)
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i), depth + 1) for i, item in enumerate(node.value)]
+        return self.loader.construct_object(node)
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc, depth: int) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise self.fail("YAML merge keys (<<) are not allowed", key_node)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self.fail("mapping keys must be plain scalars", key_node)
+            key = self.build(key_node, (*loc, "<key>"), depth + 1)
+            if not isinstance(key, str):
+                key = str(key)
+            if key in result:
+                raise self.fail(f"duplicate key {key!r}", key_node)
+            self.lines[(*loc, key)] = key_node.start_mark.line + 1
+            result[key] = self.build(value_node, (*loc, key), depth + 1)
+        return result
+
+
+def _spec_error(exc: ValidationError, file: str, lines: dict[Loc, int]) -> SpecError:
+    """The first validation error as one line; the count of the others is appended."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = _yaml_loc(tuple(first["loc"]), lines)
+    message = _describe(first)
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
+    return SpecError(message, file=file, line=_line_of(lines, loc), field=_dotted(loc) or None)
+
+
+def _describe(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    if kind not in ("value_error", "assertion_error") and "input" in error:
+        shown = repr(error["input"])
+        if len(shown) <= 60:
+            message += f" (got {shown})"
+    return message
+
+
+def _yaml_loc(loc: Loc, lines: dict[Loc, int]) -> Loc:
+    """Drop pydantic's internal steps (union tags, ``[...]`` markers) that are not YAML keys."""
+    kept: list[str | int] = []
+    for step in loc:
+        candidate = (*kept, step)
+        if candidate in lines or isinstance(step, int):
+            kept.append(step)
+        elif isinstance(step, str) and not step.startswith(("function-", "tagged-union")) and (
+            "[" not in step and step not in ("linear-svm", "logistic-regression", "complement-nb")
+        ):
+            kept.append(step)  # a missing field: name it even though it has no line
+    return tuple(kept)
+
+
+def _line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
+    for end in range(len(loc), -1, -1):
+        line = lines.get(tuple(loc[:end]))
+        if line is not None:
+            return line
+    return None
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for step in loc:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+    return text
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def load_specs(root: Path) -> tuple[list[SpecFile], list[SpecError]]:
+    """Every spec under ``specs/``; a bad file is reported and skipped, the others still load.
+
+    Two files declaring the same flywheel name are both refused: neither may silently win.
+    """
+    loaded: list[SpecFile] = []
+    errors: list[SpecError] = []
+    for path in spec_paths(root):
+        try:
+            loaded.append(load_spec(path, root))
+        except SpecError as exc:
+            errors.append(exc)
+    by_name: dict[str, list[SpecFile]] = {}
+    for spec_file in loaded:
+        by_name.setdefault(spec_file.spec.name, []).append(spec_file)
+    unique = []
+    for spec_file in loaded:
+        twins = by_name[spec_file.spec.name]
+        if len(twins) == 1:
+            unique.append(spec_file)
+            continue
+        others = ", ".join(t.path for t in twins if t is not spec_file)
+        errors.append(spec_file.error(SpecError, f"flywheel name is also declared in {others}",
+                                      "name"))
+    return unique, errors

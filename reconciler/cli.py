@@ -1,0 +1,288 @@
+"""``flywheel``: the command line. Thin: parse, call the library, render, map errors to exits.
+
+Exit codes: 0 success; 1 one or more flywheels (or spec files) failed, the others were handled;
+2 the command itself could not run (usage, not a repository, unknown flywheel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from reconciler.errors import FlywheelError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    out = Console(soft_wrap=False)
+    err = Console(stderr=True)
+    try:
+        return args.handler(args, out, err)
+    except FlywheelError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flywheel", description=(
+        "Keep text classifiers improving as labelled data arrives: specs in git, "
+        "iterations through DVC, Comprehend-style records."))
+    parser.add_argument("-C", "--repo", type=Path, default=Path("."),
+                        help="the repository (default: the current folder)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, handler, help_: str, *, output: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(handler=handler)
+        if output:
+            p.add_argument("-o", "--output", choices=("table", "json"), default="table")
+        return p
+
+    p = command("reconcile", _reconcile,
+                "Iterate and promote until every flywheel matches its spec.")
+    p.add_argument("names", nargs="*", metavar="NAME", help="only these flywheels")
+    p.add_argument("--log-format", choices=("auto", "pretty", "plain"), default="auto",
+                   help="progress lines: pretty on a terminal, key=value lines otherwise")
+    p = command("validate", _validate, "Check every spec and dataset file; write nothing.")
+    command("list", _list, "List flywheels: active model, latest iteration, F1, conditions.")
+    p = command("describe", _describe, "Describe one flywheel (DescribeFlywheel).")
+    p.add_argument("name")
+    p = command("iterations", _iterations,
+                "A flywheel's iteration history (ListFlywheelIterationHistory).")
+    p.add_argument("name")
+    p = command("iteration", _iteration,
+                "One iteration with per-label F1 (DescribeFlywheelIteration).")
+    p.add_argument("name")
+    p.add_argument("iteration_id", metavar="ID")
+    p = command("classify", _classify, "Classify text with the active model (or --version).")
+    p.add_argument("name")
+    p.add_argument("texts", nargs="*", metavar="TEXT")
+    p.add_argument("-f", "--file", type=Path, help="one document per line ('-' = stdin)")
+    p.add_argument("--version", help="a model version other than the active one, e.g. v2")
+    p.add_argument("--top", type=int, default=3, help="scores to show per document")
+    p = command("plot", _plot, "Chart F1 across iterations and per-label F1 (PNG or SVG).",
+                output=False)
+    p.add_argument("name")
+    p.add_argument("--out", type=Path, help="image file (default: NAME-f1.png)")
+    command("schema", _schema, "Print the spec's JSON Schema.", output=False)
+    p = command("init", _init, "Make a folder a flywheel repository (git + DVC + layout).",
+                output=False)
+    p.add_argument("path", type=Path, nargs="?", default=Path("."))
+    p = command("demo", _demo, "Replay the bundled example's dataset versions in a scratch "
+                "repository: the flywheel turns, F1 moves, the policy promotes.", output=False)
+    p.add_argument("--workdir", type=Path, help="where to build the scratch repository")
+    return parser
+
+
+def _root(args: argparse.Namespace) -> Path:
+    root = args.repo.resolve()
+    if not (root / "specs").is_dir():
+        raise FlywheelError(f"{root} has no specs/ folder (run `flywheel init` to create one)")
+    return root
+
+
+def _reconcile(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.render import Progress, print_json, reconcile_json, reconcile_summary
+    from reconciler.runtime import reconcile
+
+    root = _root(args)
+    plain = args.log_format == "plain" or (args.log_format == "auto" and not err.is_terminal)
+    progress = Progress(err, plain=plain)
+    try:
+        result = reconcile(root, report=progress, only=set(args.names) or None)
+    finally:
+        progress.stop()
+    if args.output == "json":
+        print_json(reconcile_json(result))
+    else:
+        err.print(reconcile_summary(result), highlight=False)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _validate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.render import print_json
+    from reconciler.views import all_views
+
+    views = all_views(_root(args))
+    problems = [v for v in views if v.error]
+    if args.output == "json":
+        print_json({"Valid": not problems, "Errors": [str(v.error) for v in problems]})
+    else:
+        for v in problems:
+            err.print(f"error: {v.error}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"{len(views) - len(problems)} valid, {len(problems)} invalid")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.core.comprehend import flywheel_summary
+    from reconciler.render import flywheel_table, print_json
+    from reconciler.views import all_views
+
+    views = all_views(_root(args))
+    if args.output == "json":
+        print_json({"FlywheelSummaryList": [
+            flywheel_summary(v.spec_file.spec, v.observed, v.message)
+            for v in views if v.spec_file]})
+    else:
+        out.print(flywheel_table(views))
+    for v in views:
+        if v.spec_file is None:
+            err.print(f"error: {v.error}", markup=False, highlight=False, soft_wrap=True)
+    return EXIT_FAILED if any(v.error for v in views) else EXIT_OK
+
+
+def _describe(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.core.comprehend import flywheel_properties
+    from reconciler.render import print_json
+    from reconciler.views import view
+
+    v = view(_root(args), args.name)
+    if v.spec_file is None:
+        raise v.error  # type: ignore[misc]
+    props = flywheel_properties(v.spec_file.spec, v.observed, v.message)
+    if args.output == "json":
+        print_json({"FlywheelProperties": props})
+        return EXIT_OK
+    spec = v.spec_file.spec
+    out.print(f"[bold]{spec.name}[/]  ({v.spec_file.path})")
+    out.print(f"  mode            {spec.task.mode.value}, {len(spec.task.labels)} labels: "
+              f"{', '.join(spec.task.labels)}", highlight=False)
+    out.print(f"  active model    {v.observed.active_model or '—'}"
+              f"{' (pinned)' if v.observed.status and v.observed.status.pinned else ''}")
+    versions = sorted(v.observed.versions, key=lambda s: int(s[1:]))
+    out.print(f"  versions        {', '.join(versions) or '—'}")
+    out.print("  datasets        " + ", ".join(f"{d.name} ({d.type.value})" for d in
+                                                spec.datasets), highlight=False)
+    out.print(f"  recipe          {spec.recipe.algorithm}")
+    policy = spec.promotion
+    out.print("  promotion       " + (f"minF1 {policy.min_f1}, minImprovement "
+                                       f"{policy.min_improvement}" if policy else "manual"))
+    for condition in v.conditions:
+        colour = "green" if condition.status and condition.type == "Ready" else "yellow"
+        out.print(f"  [{colour}]{condition.type}={condition.status}[/] {condition.reason}: "
+                  f"{condition.message}", highlight=False)
+    if v.observed.status and v.observed.status.promotions:
+        out.print("  promotions:")
+        for p in v.observed.status.promotions[-10:]:
+            out.print(f"    {p.version} ← {p.previous_version or '—'} {p.kind}: {p.reason}",
+                      highlight=False)
+    return EXIT_FAILED if v.error else EXIT_OK
+
+
+def _iterations(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.core.comprehend import list_flywheel_iteration_history
+    from reconciler.render import iterations_table, print_json
+    from reconciler.views import view
+
+    v = view(_root(args), args.name)
+    records = list(v.observed.iterations)
+    if args.output == "json":
+        print_json(list_flywheel_iteration_history(records))
+    else:
+        out.print(iterations_table(v.name, records))
+    return EXIT_OK
+
+
+def _iteration(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.adapters.lake import Lake
+    from reconciler.core.comprehend import describe_flywheel_iteration
+    from reconciler.render import f1, per_label_table, print_json
+    from reconciler.views import iteration, view
+
+    root = _root(args)
+    v = view(root, args.name)
+    record = iteration(v, args.iteration_id)
+    if args.output == "json":
+        print_json(describe_flywheel_iteration(record))
+        return EXIT_OK
+    lake = Lake(root)
+    out.print(f"[bold]{v.name}[/] iteration {record.flywheel_iteration_id}: "
+              f"{record.status.value}")
+    out.print(f"  {record.message}", highlight=False)
+    out.print(f"  trained {record.trained_model_version or '—'} F1 "
+              f"{f1((record.trained_model_metrics or {}).get('AverageF1Score'))}; active "
+              f"{record.evaluated_model_version or '—'} F1 "
+              f"{f1((record.evaluated_model_metrics or {}).get('AverageF1Score'))} on "
+              f"{record.number_of_test_documents} test documents ({record.test_source})")
+    if record.decision:
+        out.print(f"  promotion: {'yes' if record.decision.promote else 'no'} — "
+                  f"{record.decision.reason}", highlight=False)
+    trained = lake.evaluation(v.name, record.flywheel_iteration_id, "trained")
+    if trained:
+        out.print(per_label_table(trained, lake.evaluation(v.name, record.flywheel_iteration_id,
+                                                           "active")))
+    return EXIT_OK
+
+
+def _classify(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.classify import classify
+    from reconciler.render import classification_table, print_json
+
+    texts = list(args.texts)
+    if args.file:
+        handle = sys.stdin if str(args.file) == "-" else args.file.open(encoding="utf-8")
+        with handle:
+            texts.extend(line.rstrip("\n") for line in handle if line.strip())
+    if not texts:
+        raise FlywheelError("give some text to classify (arguments or --file)")
+    version, results = classify(_root(args), args.name, texts, args.version)
+    if args.output == "json":
+        print_json({"ModelVersion": version, "Results": [
+            {"Text": c.text, "Labels": [{"Name": n, "Score": c.scores[n]} for n in c.labels],
+             "Classes": [{"Name": n, "Score": s} for n, s in c.scores.items()],
+             "ScoreKind": c.score_kind} for c in results]})
+    else:
+        out.print(classification_table(version, results, args.top))
+    return EXIT_OK
+
+
+def _plot(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.chart import write_chart
+    from reconciler.views import view
+
+    root = _root(args)
+    v = view(root, args.name)
+    target = args.out or Path(f"{v.name}-f1.png")
+    write_chart(root, v, target)
+    err.print(f"wrote {target}")
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.core.spec import json_schema
+    from reconciler.render import print_json
+
+    print_json(json_schema())
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.scaffold import init_repository
+
+    path = args.path.resolve()
+    init_repository(path)
+    err.print(f"initialised a flywheel repository in {path}")
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.demo import run_demo
+
+    return run_demo(args.workdir, out, err)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

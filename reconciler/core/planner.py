@@ -1,0 +1,203 @@
+"""The planner: desired state (a spec) + observed state (the lake) -> actions, each with a reason.
+
+Pure: no files, no clock (``now`` is passed in), no DVC. The runtime executes what it returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from reconciler.core.spec import FlywheelSpec
+from reconciler.core.state import IterationRecord, IterationStatus, Observed
+
+#: Bumped when the meaning of an iteration changes (stage code, features), so that every
+#: flywheel iterates once more with the new code.
+PIPELINE_VERSION = "1"
+MAX_ATTEMPTS = 4
+BACKOFF_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Iterate:
+    digest: str
+    new_datasets: tuple[str, ...]
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Pin:
+    version: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unpin:
+    reason: str
+
+
+@dataclass(frozen=True)
+class ApplyDecision:
+    """Finish a policy promotion that an iteration decided but a crash kept from being applied."""
+
+    iteration_id: str
+    version: str
+    reason: str
+
+
+Action = Iterate | Pin | Unpin | ApplyDecision
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why the flywheel cannot proceed; ``loc`` is the spec field to blame."""
+
+    reason: str
+    loc: tuple[str | int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    flywheel: str
+    actions: tuple[Action, ...] = ()
+    blocked: Blocked | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.actions and self.blocked is None
+
+
+def input_digest(spec: FlywheelSpec, md5s: Mapping[str, str]) -> str:
+    """Content digest of everything that determines a trained model.
+
+    Dataset names and paths are left out on purpose: renaming a file does not change the model.
+    """
+    payload = {
+        "pipeline": PIPELINE_VERSION,
+        "task": spec.task.model_dump(mode="json", by_alias=True),
+        "recipe": spec.recipe.model_dump(mode="json", by_alias=True),
+        "datasets": sorted((d.type.value, md5s[d.name]) for d in spec.datasets),
+    }
+    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def plan(spec: FlywheelSpec, observed: Observed, md5s: Mapping[str, str], now: float) -> Plan:
+    """Decide what to do for one flywheel. ``md5s`` maps dataset name -> content MD5."""
+    blocked = _changed_dataset(spec, observed, md5s) or _missing_pin(spec, observed)
+    if blocked:
+        return Plan(spec.name, blocked=blocked)
+    actions: list[Action] = []
+    notes: list[str] = []
+    actions.extend(_pin_actions(spec, observed))
+    pending = _pending_decision(spec, observed)
+    if pending:
+        actions.append(pending)
+    digest = input_digest(spec, md5s)
+    iterate, note = _iteration(spec, observed, md5s, digest, now)
+    if iterate:
+        actions.append(iterate)
+    if note:
+        notes.append(note)
+    return Plan(spec.name, actions=tuple(actions), notes=tuple(notes))
+
+
+def _changed_dataset(spec: FlywheelSpec, observed: Observed,
+                     md5s: Mapping[str, str]) -> Blocked | None:
+    consumed = observed.consumed_datasets()
+    for index, dataset in enumerate(spec.datasets):
+        if dataset.name in consumed and consumed[dataset.name][0] != md5s[dataset.name]:
+            old, iteration = consumed[dataset.name]
+            return Blocked(
+                f"dataset {dataset.name!r} changed after iteration {iteration} consumed it "
+                f"(md5 {old} -> {md5s[dataset.name]}); datasets are immutable versions: "
+                "restore the file or declare a new dataset",
+                ("datasets", index, "path"),
+            )
+    return None
+
+
+def _missing_pin(spec: FlywheelSpec, observed: Observed) -> Blocked | None:
+    pin = spec.active_model
+    if pin is None or pin in observed.versions:
+        return None
+    known = ", ".join(sorted(observed.versions, key=lambda v: int(v[1:]))) or "none yet"
+    return Blocked(f"version {pin} does not exist (versions: {known}); the active model stays "
+                   f"{observed.active_model or 'unset'}", ("activeModel",))
+
+
+def _pin_actions(spec: FlywheelSpec, observed: Observed) -> list[Action]:
+    status = observed.status
+    pin = spec.active_model
+    if pin is not None:
+        if status is None or status.active_model != pin or not status.pinned:
+            return [Pin(pin, f"activeModel is pinned to {pin} in the spec")]
+        return []
+    if status is not None and status.pinned:
+        return [Unpin(f"pin removed from the spec; {status.active_model} stays active until "
+                      "the policy promotes a better version")]
+    return []
+
+
+def _pending_decision(spec: FlywheelSpec, observed: Observed) -> ApplyDecision | None:
+    if spec.active_model is not None:
+        return None
+    completed = observed.completed()
+    if not completed:
+        return None
+    last = completed[-1]
+    decision = last.decision
+    if not (decision and decision.promote and last.trained_model_version):
+        return None
+    status = observed.status
+    applied = status is not None and any(
+        p.flywheel_iteration_id == last.flywheel_iteration_id for p in status.promotions
+    )
+    if applied or (status is not None and status.active_model == last.trained_model_version):
+        return None
+    return ApplyDecision(last.flywheel_iteration_id, last.trained_model_version, decision.reason)
+
+
+def _iteration(spec: FlywheelSpec, observed: Observed, md5s: Mapping[str, str], digest: str,
+               now: float) -> tuple[Iterate | None, str | None]:
+    attempts = [it for it in observed.iterations if it.input_digest == digest]
+    new = _new_datasets(spec, observed, md5s)
+    if not attempts:
+        if not observed.iterations:
+            reason = "first iteration"
+        elif new:
+            reason = "new datasets: " + ", ".join(new)
+        else:
+            reason = "recipe or task changed"
+        return Iterate(digest, new, 1, reason), None
+    last = attempts[-1]
+    if last.status is IterationStatus.COMPLETED:
+        return None, f"up to date (iteration {last.flywheel_iteration_id})"
+    if not last.status.terminal:
+        return None, f"iteration {last.flywheel_iteration_id} is {last.status.value}"
+    return _retry(last, new, digest, now)
+
+
+def _retry(last: IterationRecord, new: tuple[str, ...], digest: str,
+           now: float) -> tuple[Iterate | None, str | None]:
+    failed = f"iteration {last.flywheel_iteration_id} {last.status.value}: {last.message}"
+    if not last.retryable:
+        return None, failed + " (not retried: change the spec or data to try again)"
+    if last.attempt >= MAX_ATTEMPTS:
+        return None, failed + f" (gave up after {last.attempt} attempts)"
+    wait = BACKOFF_SECONDS * 2 ** (last.attempt - 1)
+    due = (last.end_time or last.creation_time) + wait
+    if now < due:
+        return None, failed + f" (retry in {due - now:.0f}s)"
+    return Iterate(digest, new, last.attempt + 1, f"retry {last.attempt + 1} after: "
+                   f"{last.message}"), None
+
+
+def _new_datasets(spec: FlywheelSpec, observed: Observed,
+                  md5s: Mapping[str, str]) -> tuple[str, ...]:
+    seen = {(ref.name, ref.md5) for it in observed.completed() for ref in it.datasets}
+    return tuple(d.name for d in spec.datasets if (d.name, md5s[d.name]) not in seen)

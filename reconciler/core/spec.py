@@ -1,0 +1,222 @@
+"""The flywheel spec: what a user declares in ``specs/*.yaml`` (the desired state).
+
+Field names are camelCase in YAML and snake_case in Python. Unknown fields are refused everywhere,
+so a typo is an error rather than a silently ignored setting. Names and limits follow Amazon
+Comprehend's (``ComprehendArnName``, label rules, ``LabelDelimiter``) so a spec can be read by
+someone who knows Comprehend's ``CreateFlywheel`` and ``CreateDataset``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "flywheel-reconciler/v1"
+NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
+VERSION_PATTERN = r"^v[1-9][0-9]*$"
+LABEL_DELIMITERS = " ~!@#$%^*-_+=|\\:;\t>?/"
+DATA_DIR = "data"
+
+Name = Annotated[str, Field(min_length=1, max_length=63, pattern=NAME_PATTERN)]
+Label = Annotated[str, Field(min_length=1, max_length=5000, pattern=r"^[^\x00-\x1f\x7f]*$")]
+ModelVersion = Annotated[str, Field(pattern=VERSION_PATTERN)]
+
+
+class Mode(StrEnum):
+    MULTI_CLASS = "MULTI_CLASS"
+    MULTI_LABEL = "MULTI_LABEL"
+
+
+class DatasetType(StrEnum):
+    TRAIN = "TRAIN"
+    TEST = "TEST"
+
+
+class LanguageCode(StrEnum):
+    EN = "en"
+    ES = "es"
+    FR = "fr"
+    DE = "de"
+    IT = "it"
+    PT = "pt"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_enum_values=False,
+    )
+
+
+class TaskConfig(_Model):
+    """What is classified: Comprehend's ``TaskConfig`` with its ``DocumentClassificationConfig``."""
+
+    language_code: LanguageCode = LanguageCode.EN
+    mode: Mode
+    labels: list[Label] = Field(min_length=2, max_length=1000)
+    label_delimiter: str = Field(default="|", min_length=1, max_length=1)
+    min_documents_per_label: int = Field(default=10, ge=1, le=100_000)
+
+    @field_validator("label_delimiter")
+    @classmethod
+    def _known_delimiter(cls, value: str) -> str:
+        if value not in LABEL_DELIMITERS:
+            raise ValueError(f"must be one character of {LABEL_DELIMITERS!r}")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _unique_trimmed_labels(cls, labels: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for label in labels:
+            if label != label.strip():
+                raise ValueError(f"label {label!r} has leading or trailing spaces")
+            if label in seen:
+                raise ValueError(f"label {label!r} is declared twice")
+            seen.add(label)
+        return labels
+
+    @model_validator(mode="after")
+    def _delimiter_not_in_labels(self) -> TaskConfig:
+        if self.mode is Mode.MULTI_LABEL:
+            for label in self.labels:
+                if self.label_delimiter in label:
+                    raise ValueError(
+                        f"label {label!r} contains the label delimiter {self.label_delimiter!r}"
+                    )
+        return self
+
+
+class Dataset(_Model):
+    """One dataset version: a Comprehend CSV file under ``data/``, used for TRAIN or TEST."""
+
+    name: Name
+    type: DatasetType
+    path: str = Field(min_length=1, max_length=1024)
+    description: str | None = Field(default=None, max_length=2048)
+
+    @field_validator("path")
+    @classmethod
+    def _inside_data_dir(cls, value: str) -> str:
+        if "\\" in value or "\x00" in value:
+            raise ValueError("use forward slashes and no NUL characters")
+        if value.startswith("/") or (len(value) > 1 and value[1] == ":"):
+            raise ValueError(f"{value!r} is absolute; give a path relative to the repository")
+        normal = posixpath.normpath(value)
+        if normal.startswith("..") or not normal.startswith(DATA_DIR + "/"):
+            raise ValueError(f"{value!r} must stay inside the repository's {DATA_DIR}/ folder")
+        return normal
+
+
+class Features(_Model):
+    """TF-IDF features shared by every recipe."""
+
+    ngram_range: tuple[int, int] = (1, 2)
+    char_ngram_range: tuple[int, int] | None = None
+    min_df: int = Field(default=1, ge=1)
+    max_df: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_features: int | None = Field(default=None, ge=1)
+    sublinear_tf: bool = True
+    lowercase: bool = True
+
+    @field_validator("ngram_range", "char_ngram_range")
+    @classmethod
+    def _ordered_range(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 1 <= value[0] <= value[1] <= 8:
+            raise ValueError("must be [low, high] with 1 <= low <= high <= 8")
+        return value
+
+
+class _RecipeBase(_Model):
+    features: Features = Features()
+    holdout_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    seed: int = Field(default=0, ge=0)
+
+
+class LinearSvmRecipe(_RecipeBase):
+    """TF-IDF + linear SVM (one-vs-rest for multi-label): strong and fast on short texts."""
+
+    algorithm: Literal["linear-svm"] = "linear-svm"
+    c: float = Field(default=1.0, gt=0.0, alias="C")
+    class_weight: Literal["balanced"] | None = None
+    max_iter: int = Field(default=5000, ge=1)
+
+
+class LogisticRegressionRecipe(_RecipeBase):
+    """TF-IDF + logistic regression: calibrated-ish probabilities as scores."""
+
+    algorithm: Literal["logistic-regression"]
+    c: float = Field(default=10.0, gt=0.0, alias="C")
+    class_weight: Literal["balanced"] | None = None
+    max_iter: int = Field(default=2000, ge=1)
+
+
+class ComplementNbRecipe(_RecipeBase):
+    """TF-IDF + complement naive Bayes: the quickest to train, a sound small-data baseline."""
+
+    algorithm: Literal["complement-nb"]
+    alpha: float = Field(default=0.3, gt=0.0)
+
+
+Recipe = Annotated[
+    LinearSvmRecipe | LogisticRegressionRecipe | ComplementNbRecipe,
+    Field(discriminator="algorithm"),
+]
+
+
+class Promotion(_Model):
+    """The F1-threshold policy: promote a new version when it is good enough and better enough."""
+
+    min_f1: float = Field(default=0.0, ge=0.0, le=1.0)
+    min_improvement: float = Field(default=0.0, ge=-1.0, le=1.0)
+
+
+class FlywheelSpec(_Model):
+    """One flywheel: one YAML file under ``specs/``."""
+
+    api_version: Literal["flywheel-reconciler/v1"] = API_VERSION
+    name: Name
+    description: str | None = Field(default=None, max_length=2048)
+    task: TaskConfig
+    datasets: list[Dataset] = Field(min_length=1, max_length=100)
+    recipe: Recipe = LinearSvmRecipe()
+    active_model: ModelVersion | None = None
+    promotion: Promotion | None = None
+
+    @model_validator(mode="after")
+    def _datasets_consistent(self) -> FlywheelSpec:
+        names: set[str] = set()
+        paths: set[str] = set()
+        for dataset in self.datasets:
+            if dataset.name in names:
+                raise ValueError(f"dataset name {dataset.name!r} is used twice")
+            if dataset.path in paths:
+                raise ValueError(f"dataset path {dataset.path!r} is used twice")
+            names.add(dataset.name)
+            paths.add(dataset.path)
+        if not any(d.type is DatasetType.TRAIN for d in self.datasets):
+            raise ValueError("declare at least one TRAIN dataset")
+        return self
+
+    @property
+    def train_datasets(self) -> list[Dataset]:
+        return [d for d in self.datasets if d.type is DatasetType.TRAIN]
+
+    @property
+    def test_datasets(self) -> list[Dataset]:
+        return [d for d in self.datasets if d.type is DatasetType.TEST]
+
+
+def json_schema() -> dict[str, object]:
+    """The spec's JSON Schema (by alias, as written in YAML), for editors and CI validation."""
+    schema = FlywheelSpec.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Flywheel spec"
+    return schema

@@ -1,0 +1,154 @@
+"""Observed state: the records the data lake holds about a flywheel.
+
+Records are stored as JSON with Comprehend-flavoured camelCase keys. An iteration record is
+mutable while the iteration runs and immutable once it reaches a terminal status; model version
+records are immutable from the start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class IterationStatus(StrEnum):
+    TRAINING = "TRAINING"
+    EVALUATING = "EVALUATING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    STOP_REQUESTED = "STOP_REQUESTED"
+    STOPPED = "STOPPED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (IterationStatus.COMPLETED, IterationStatus.FAILED, IterationStatus.STOPPED)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def to_json_dict(self) -> dict[str, object]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class DatasetRef(_Record):
+    """A dataset version as an iteration consumed it."""
+
+    name: str
+    type: str
+    path: str
+    md5: str
+    number_of_documents: int | None = None
+
+
+class Decision(_Record):
+    """What the promotion policy concluded in an iteration, and why."""
+
+    promote: bool
+    reason: str
+    trained_f1: float | None = None
+    active_f1: float | None = None
+    min_f1: float | None = None
+    min_improvement: float | None = None
+
+
+class IterationRecord(_Record):
+    flywheel_name: str
+    flywheel_iteration_id: str
+    status: IterationStatus
+    message: str = ""
+    creation_time: float
+    end_time: float | None = None
+    input_digest: str
+    attempt: int = 1
+    retryable: bool = False
+    datasets: list[DatasetRef] = Field(default_factory=list)
+    new_datasets: list[str] = Field(default_factory=list)
+    recipe: dict[str, object] = Field(default_factory=dict)
+    test_source: str | None = None
+    number_of_train_documents: int | None = None
+    number_of_test_documents: int | None = None
+    evaluated_model_version: str | None = None
+    evaluated_model_metrics: dict[str, float] | None = None
+    trained_model_version: str | None = None
+    trained_model_metrics: dict[str, float] | None = None
+    decision: Decision | None = None
+    duration_seconds: float | None = None
+
+
+class ModelVersionRecord(_Record):
+    """An immutable trained model version (``v1``, ``v2``…) and what produced it."""
+
+    version: str
+    flywheel_iteration_id: str
+    creation_time: float
+    file: str
+    sha256: str
+    size: int
+    mode: str
+    labels: list[str]
+    recipe: dict[str, object]
+    datasets: list[DatasetRef]
+    trained_model_metrics: dict[str, float]
+
+
+class PromotionRecord(_Record):
+    """One change of the active model: what, when, why."""
+
+    version: str
+    previous_version: str | None = None
+    time: float
+    kind: Literal["PIN", "POLICY"]
+    reason: str
+    flywheel_iteration_id: str | None = None
+    spec_file: str | None = None
+
+
+class FlywheelStatus(_Record):
+    """The mutable part of a flywheel's observed state."""
+
+    flywheel_name: str
+    creation_time: float
+    active_model: str | None = None
+    pinned: bool = False
+    promotions: list[PromotionRecord] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything the lake knows about one flywheel, as read at the start of a reconcile."""
+
+    status: FlywheelStatus | None = None
+    iterations: tuple[IterationRecord, ...] = ()
+    versions: dict[str, ModelVersionRecord] = field(default_factory=dict)
+
+    @property
+    def active_model(self) -> str | None:
+        return self.status.active_model if self.status else None
+
+    @property
+    def latest(self) -> IterationRecord | None:
+        return self.iterations[-1] if self.iterations else None
+
+    def completed(self) -> list[IterationRecord]:
+        return [it for it in self.iterations if it.status is IterationStatus.COMPLETED]
+
+    def next_version(self) -> str:
+        numbers = [int(v[1:]) for v in self.versions]
+        return f"v{max(numbers, default=0) + 1}"
+
+    def consumed_datasets(self) -> dict[str, tuple[str, str]]:
+        """Dataset name -> (md5, iteration id) of the first completed iteration that used it."""
+        consumed: dict[str, tuple[str, str]] = {}
+        for iteration in self.completed():
+            for ref in iteration.datasets:
+                consumed.setdefault(ref.name, (ref.md5, iteration.flywheel_iteration_id))
+        return consumed
+
+
+def version_sort_key(version: str) -> int:
+    return int(version[1:])

@@ -1,0 +1,57 @@
+"""What a reconcile reports while it works; the faces (CLI, daemon, CI) decide how to show it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reconciler.core.planner import Plan
+from reconciler.core.state import IterationRecord, PromotionRecord
+from reconciler.errors import FlywheelError
+
+
+@dataclass(frozen=True)
+class Planned:
+    flywheel: str
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class IterationStarted:
+    flywheel: str
+    iteration_id: str
+    reason: str
+    documents: tuple[int, int]  # (train, test)
+
+
+@dataclass(frozen=True)
+class StageStarted:
+    flywheel: str
+    iteration_id: str
+    stage: str
+
+
+@dataclass(frozen=True)
+class IterationFinished:
+    flywheel: str
+    record: IterationRecord
+
+
+@dataclass(frozen=True)
+class Promoted:
+    flywheel: str
+    promotion: PromotionRecord
+
+
+@dataclass(frozen=True)
+class Failed:
+    flywheel: str | None
+    error: FlywheelError
+
+
+Event = Planned | IterationStarted | StageStarted | IterationFinished | Promoted | Failed
+Reporter = Callable[[Event], None]
+
+
+def ignore(_: Event) -> None:
+    """The reporter used when nobody listens."""

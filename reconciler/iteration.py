@@ -1,0 +1,243 @@
+"""One flywheel iteration, executed through the flywheel's DVC pipeline.
+
+Order of writes (each atomic), chosen so that a crash anywhere leaves a state the next reconcile
+finishes or marks FAILED (see :func:`recover`):
+
+1. iteration record TRAINING      4. model copied into the lake, ``dvc add`` of the models folder
+2. pipeline files, ``dvc repro``  5. evaluations, then the version record (immutable)
+3. iteration record EVALUATING    6. iteration record COMPLETED (immutable), then the promotion
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from reconciler.adapters.datasets import Corpus, DatasetFile
+from reconciler.adapters.dvc import DvcSession
+from reconciler.adapters.files import atomic_write_bytes, read_json
+from reconciler.adapters.lake import Lake
+from reconciler.adapters.loader import SpecFile
+from reconciler.adapters.pipeline import write_pipeline
+from reconciler.core.metrics import Evaluation
+from reconciler.core.planner import Iterate
+from reconciler.core.policy import decide
+from reconciler.core.state import (
+    DatasetRef,
+    FlywheelStatus,
+    IterationRecord,
+    IterationStatus,
+    ModelVersionRecord,
+    Observed,
+    PromotionRecord,
+)
+from reconciler.errors import FlywheelError, TransientError
+from reconciler.events import IterationFinished, IterationStarted, Promoted, Reporter, StageStarted
+from reconciler.stages.workspace import Workspace
+
+FULL_ITERATION = "FULL_ITERATION: Flywheel iteration performed all functions successfully."
+LOGS_DIR = ".flywheel/logs"
+
+
+def new_iteration_id(now: float, observed: Observed) -> str:
+    """Comprehend's ``YYYYMMDDTHHMMSSZ`` (UTC); bumped a second past the latest if needed."""
+    stamp = now
+    latest = observed.latest
+    while True:
+        candidate = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stamp))
+        if latest is None or candidate > latest.flywheel_iteration_id:
+            return candidate
+        stamp += 1
+
+
+class IterationRun:
+    """Everything one iteration needs; :meth:`run` does it and returns the final record."""
+
+    def __init__(self, *, root: Path, lake: Lake, spec_file: SpecFile, observed: Observed,
+                 status: FlywheelStatus, action: Iterate, files: list[DatasetFile],
+                 corpus: Corpus, now: float, report: Reporter) -> None:
+        self.root, self.lake, self.spec_file = root, lake, spec_file
+        self.spec = spec_file.spec
+        self.observed, self.status, self.action = observed, status, action
+        self.files, self.corpus, self.report = files, corpus, report
+        self.ws = Workspace(self.spec.name)
+        self.active = observed.versions.get(status.active_model or "")
+        self.record = IterationRecord(
+            flywheel_name=self.spec.name,
+            flywheel_iteration_id=new_iteration_id(now, observed),
+            status=IterationStatus.TRAINING,
+            creation_time=now,
+            input_digest=action.digest,
+            attempt=action.attempt,
+            datasets=[DatasetRef(name=f.dataset.name, type=f.dataset.type.value,
+                                 path=f.dataset.path, md5=f.md5) for f in files],
+            new_datasets=list(action.new_datasets),
+            recipe=self.spec.recipe.model_dump(mode="json", by_alias=True),
+            test_source=corpus.test_source,
+            number_of_train_documents=len(corpus.train),
+            number_of_test_documents=len(corpus.test),
+            evaluated_model_version=self.active.version if self.active else None,
+        )
+
+    @property
+    def iteration_id(self) -> str:
+        return self.record.flywheel_iteration_id
+
+    def run(self) -> IterationRecord:
+        started = time.monotonic()
+        self.lake.write_status(self.status)
+        self.lake.write_iteration(self.record)
+        self.report(IterationStarted(self.spec.name, self.iteration_id, self.action.reason,
+                                     (len(self.corpus.train), len(self.corpus.test))))
+        try:
+            version = self._execute()
+        except FlywheelError as exc:
+            self._finish(IterationStatus.FAILED, str(exc), started,
+                         retryable=isinstance(exc, TransientError))
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            self._finish(IterationStatus.STOPPED, "STOPPED: the reconciler was interrupted",
+                         started, retryable=True)
+            raise
+        except Exception as exc:
+            self._finish(IterationStatus.FAILED, f"INTERNAL: {type(exc).__name__}: {exc}",
+                         started, retryable=False)
+            raise
+        self._complete(version, started)
+        return self.record
+
+    def _execute(self) -> ModelVersionRecord:
+        write_pipeline(self.root, self.spec, self.spec_file.path, self.active)
+        log = self.root / LOGS_DIR / self.spec.name / f"{self.iteration_id}.log"
+        dvc_yaml = str(self.ws.dvc_yaml)
+        with DvcSession(self.root, log) as dvc:
+            self.report(StageStarted(self.spec.name, self.iteration_id, "train"))
+            dvc.reproduce(f"{dvc_yaml}:train")
+            self._set_status(IterationStatus.EVALUATING)
+            self.report(StageStarted(self.spec.name, self.iteration_id, "evaluate"))
+            dvc.reproduce(f"{dvc_yaml}:evaluate")
+            version = self.observed.next_version()
+            model_file = self.ws.model_file(version)
+            atomic_write_bytes(self.root / str(model_file),
+                               (self.root / str(self.ws.model)).read_bytes())
+            self.report(StageStarted(self.spec.name, self.iteration_id, "archive"))
+            dvc.track(str(self.ws.models))
+        return self._archive(version, str(model_file))
+
+    def _archive(self, version: str, model_file: str) -> ModelVersionRecord:
+        evaluation = read_json(self.root / str(self.ws.evaluation))
+        train_summary = read_json(self.root / str(self.ws.train_summary))
+        self.lake.write_evaluation(self.spec.name, self.iteration_id, "trained",
+                                   evaluation["trained"])
+        if evaluation.get("active"):
+            self.lake.write_evaluation(self.spec.name, self.iteration_id, "active",
+                                       evaluation["active"])
+        record = ModelVersionRecord(
+            version=version,
+            flywheel_iteration_id=self.iteration_id,
+            creation_time=time.time(),
+            file=model_file,
+            sha256=train_summary["sha256"],
+            size=(self.root / model_file).stat().st_size,
+            mode=self.spec.task.mode.value,
+            labels=list(self.spec.task.labels),
+            recipe=self.record.recipe,
+            datasets=self.record.datasets,
+            trained_model_metrics=_comprehend_metrics(evaluation["trained"]),
+        )
+        self.lake.write_version(self.spec.name, record)
+        if evaluation.get("activeNote"):
+            self.record.message = evaluation["activeNote"]
+        if evaluation.get("active"):
+            self.record.evaluated_model_metrics = _comprehend_metrics(evaluation["active"])
+        return record
+
+    def _complete(self, version: ModelVersionRecord, started: float) -> None:
+        finish_iteration(self.lake, self.record, version, self.spec_file, self.status, self.report,
+                         duration=time.monotonic() - started)
+
+    def _set_status(self, status: IterationStatus) -> None:
+        self.record.status = status
+        self.lake.write_iteration(self.record)
+
+    def _finish(self, status: IterationStatus, message: str, started: float, *,
+                retryable: bool) -> None:
+        self.record.status = status
+        self.record.message = message
+        self.record.retryable = retryable
+        self.record.end_time = time.time()
+        self.record.duration_seconds = round(time.monotonic() - started, 3)
+        self.lake.write_iteration(self.record)
+        self.report(IterationFinished(self.spec.name, self.record))
+
+
+def finish_iteration(lake: Lake, record: IterationRecord, version: ModelVersionRecord,
+                     spec_file: SpecFile, status: FlywheelStatus, report: Reporter, *,
+                     duration: float | None) -> None:
+    """Decide promotion, write the COMPLETED record, then apply the promotion and the history."""
+    spec = spec_file.spec
+    trained_f1 = version.trained_model_metrics["AverageF1Score"]
+    active_f1 = (record.evaluated_model_metrics or {}).get("AverageF1Score")
+    record.decision = decide(spec.promotion, pinned_to=spec.active_model,
+                             trained_f1=trained_f1, active_f1=active_f1)
+    record.trained_model_version = version.version
+    record.trained_model_metrics = version.trained_model_metrics
+    record.status = IterationStatus.COMPLETED
+    record.message = FULL_ITERATION + (f" {record.message}" if record.message else "")
+    record.end_time = time.time()
+    record.duration_seconds = round(duration, 3) if duration is not None else None
+    lake.write_iteration(record)
+    report(IterationFinished(spec.name, record))
+    if record.decision.promote:
+        promote(lake, status, version.version, kind="POLICY", reason=record.decision.reason,
+                iteration_id=record.flywheel_iteration_id, spec_file=spec_file.path,
+                report=report)
+    lake.write_history(spec.name, lake.observe(spec.name).iterations)
+
+
+def promote(lake: Lake, status: FlywheelStatus, version: str, *, kind: str, reason: str,
+            iteration_id: str | None, spec_file: str, report: Reporter,
+            pinned: bool = False) -> None:
+    promotion = PromotionRecord(version=version, previous_version=status.active_model,
+                                time=time.time(), kind=kind, reason=reason,
+                                flywheel_iteration_id=iteration_id, spec_file=spec_file)
+    status.active_model = version
+    status.pinned = pinned
+    status.promotions.append(promotion)
+    lake.write_status(status)
+    report(Promoted(status.flywheel_name, promotion))
+
+
+def recover(lake: Lake, observed: Observed, spec_file: SpecFile, status: FlywheelStatus,
+            report: Reporter) -> bool:
+    """Settle iterations a dead reconciler left unfinished; True if anything changed.
+
+    Called with the flywheel lock held, so no live process owns them. One whose model version
+    was already archived is completed from its records; any other is marked FAILED (retryable).
+    """
+    changed = False
+    for record in observed.iterations:
+        if record.status.terminal:
+            continue
+        changed = True
+        version = next((v for v in observed.versions.values()
+                        if v.flywheel_iteration_id == record.flywheel_iteration_id), None)
+        if version is not None:
+            active = lake.evaluation(record.flywheel_name, record.flywheel_iteration_id, "active")
+            if active:
+                record.evaluated_model_metrics = _comprehend_metrics(active)
+            finish_iteration(lake, record, version, spec_file, status, report, duration=None)
+            continue
+        was = record.status.value
+        record.status = IterationStatus.FAILED
+        record.retryable = True
+        record.end_time = time.time()
+        record.message = (f"INTERRUPTED: the reconciler stopped while {was}; "
+                          "the iteration will be retried")
+        lake.write_iteration(record)
+        report(IterationFinished(record.flywheel_name, record))
+    return changed
+
+
+def _comprehend_metrics(evaluation: dict) -> dict[str, float]:
+    return Evaluation.from_record(evaluation).comprehend_metrics()

@@ -1,0 +1,244 @@
+"""How results look to people: rich tables on a terminal, plain structured lines elsewhere."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from reconciler.classify import Classification
+from reconciler.core.planner import ApplyDecision, Iterate, Pin, Unpin
+from reconciler.core.state import IterationRecord
+from reconciler.events import (
+    Event,
+    Failed,
+    IterationFinished,
+    IterationStarted,
+    Planned,
+    Promoted,
+    StageStarted,
+)
+from reconciler.runtime import ReconcileResult
+from reconciler.views import FlywheelView
+
+
+def print_json(data: Any, out: TextIO = sys.stdout) -> None:
+    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def f1(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _metric(metrics: dict[str, float] | None, key: str = "AverageF1Score") -> float | None:
+    return (metrics or {}).get(key)
+
+
+# reconcile progress ---------------------------------------------------------------------------
+
+
+class Progress:
+    """A reporter: live lines with a spinner on a terminal, ``key=value`` lines otherwise."""
+
+    def __init__(self, console: Console, *, plain: bool) -> None:
+        self.console = console
+        self.plain = plain
+        self.status: Any = None
+
+    def __call__(self, event: Event) -> None:
+        fields = _event_fields(event)
+        if fields is None:
+            return
+        if self.plain:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            self.console.print(" ".join([f"ts={stamp}", *(f"{k}={_quote(v)}" for k, v in
+                                                           fields.items())]),
+                               markup=False, highlight=False, soft_wrap=True)
+            return
+        self._pretty(event, fields)
+
+    def _pretty(self, event: Event, fields: dict[str, Any]) -> None:
+        name = fields.get("flywheel", "")
+        if isinstance(event, StageStarted):
+            text = f"[bold]{name}[/] {event.iteration_id}: {event.stage}…"
+            if self.status is None:
+                self.status = self.console.status(text)
+                self.status.start()
+            else:
+                self.status.update(text)
+            return
+        self.stop()
+        style = {"error": "red", "promoted": "green", "iteration.finished": "cyan"}.get(
+            fields["event"], "")
+        detail = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("event", "flywheel"))
+        self.console.print(f"[bold]{name}[/] [{style or 'default'}]{fields['event']}[/] "
+                           f"{detail}", highlight=False, soft_wrap=True)
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+def _event_fields(event: Event) -> dict[str, Any] | None:
+    if isinstance(event, Planned):
+        if event.plan.up_to_date:
+            return {"event": "up-to-date", "flywheel": event.flywheel,
+                    "note": "; ".join(event.plan.notes) or "nothing to do"}
+        return {"event": "planned", "flywheel": event.flywheel,
+                "actions": "; ".join(_action_text(a) for a in event.plan.actions) or "none",
+                **({"note": "; ".join(event.plan.notes)} if event.plan.notes else {})}
+    if isinstance(event, IterationStarted):
+        return {"event": "iteration.started", "flywheel": event.flywheel,
+                "iteration": event.iteration_id, "reason": event.reason,
+                "train_docs": event.documents[0], "test_docs": event.documents[1]}
+    if isinstance(event, StageStarted):
+        return {"event": "stage.started", "flywheel": event.flywheel,
+                "iteration": event.iteration_id, "stage": event.stage}
+    if isinstance(event, IterationFinished):
+        r = event.record
+        fields = {"event": "iteration.finished", "flywheel": event.flywheel,
+                  "iteration": r.flywheel_iteration_id, "status": r.status.value}
+        if r.trained_model_version:
+            fields |= {"trained": r.trained_model_version,
+                       "trained_f1": f1(_metric(r.trained_model_metrics)),
+                       "active": r.evaluated_model_version or "none",
+                       "active_f1": f1(_metric(r.evaluated_model_metrics))}
+        if r.decision:
+            fields["decision"] = r.decision.reason
+        if r.status.value != "COMPLETED":
+            fields["message"] = r.message
+        if r.duration_seconds is not None:
+            fields["seconds"] = f"{r.duration_seconds:.1f}"
+        return fields
+    if isinstance(event, Promoted):
+        p = event.promotion
+        return {"event": "promoted", "flywheel": event.flywheel, "version": p.version,
+                "previous": p.previous_version or "none", "kind": p.kind, "reason": p.reason}
+    if isinstance(event, Failed):
+        return {"event": "error", "flywheel": event.flywheel or "-", "error": str(event.error)}
+    return None
+
+
+def _action_text(action: object) -> str:
+    if isinstance(action, Iterate):
+        return f"iterate ({action.reason})"
+    if isinstance(action, Pin):
+        return f"pin {action.version}"
+    if isinstance(action, Unpin):
+        return "unpin"
+    if isinstance(action, ApplyDecision):
+        return f"promote {action.version}"
+    return str(action)
+
+
+def _quote(value: object) -> str:
+    text = str(value)
+    if not text or any(c in text for c in ' "=\t\n'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def reconcile_summary(result: ReconcileResult) -> str:
+    iterated = sum(1 for f in result.flywheels if f.iteration)
+    promoted = sum(len(f.promotions) for f in result.flywheels)
+    busy = sum(1 for f in result.flywheels if f.busy)
+    errors = len(result.all_errors)
+    if not iterated and not promoted and not errors and not busy:
+        return f"Nothing to do: {len(result.flywheels)} flywheel(s) up to date."
+    parts = [f"{iterated} iteration(s)", f"{promoted} promotion(s)", f"{errors} error(s)"]
+    if busy:
+        parts.append(f"{busy} busy (another reconciler is on it)")
+    return "Reconciled: " + ", ".join(parts) + "."
+
+
+def reconcile_json(result: ReconcileResult) -> dict[str, Any]:
+    from reconciler.core.comprehend import iteration_properties
+
+    return {
+        "Flywheels": [
+            {
+                "FlywheelName": f.name,
+                "SpecFile": f.spec_file,
+                "Iteration": iteration_properties(f.iteration) if f.iteration else None,
+                "Promotions": [p.to_json_dict() for p in f.promotions],
+                "Busy": f.busy,
+                "Notes": list(f.plan.notes) if f.plan else [],
+                "Error": str(f.error) if f.error else None,
+            }
+            for f in result.flywheels
+        ],
+        "Errors": [str(e) for e in result.errors],
+    }
+
+
+# inspection -------------------------------------------------------------------------------
+
+
+def flywheel_table(views: list[FlywheelView]) -> Table:
+    table = Table(title="Flywheels", title_justify="left")
+    for column in ("NAME", "MODE", "ACTIVE", "LATEST ITERATION", "STATUS", "F1 (TRAINED)",
+                   "F1 (ACTIVE)", "READY", "MESSAGE"):
+        table.add_column(column, overflow="fold")
+    for v in views:
+        latest = v.observed.latest
+        ready = v.conditions[0]
+        spec = v.spec_file.spec if v.spec_file else None
+        table.add_row(
+            v.name,
+            spec.task.mode.value if spec else "—",
+            v.observed.active_model or "—",
+            latest.flywheel_iteration_id if latest else "—",
+            latest.status.value if latest else "—",
+            f1(_metric(latest.trained_model_metrics)) if latest else "—",
+            f1(_metric(latest.evaluated_model_metrics)) if latest else "—",
+            "[green]True[/]" if ready.status else "[red]False[/]",
+            ready.message,
+        )
+    return table
+
+
+def iterations_table(name: str, records: list[IterationRecord]) -> Table:
+    table = Table(title=f"Iterations of {name}", title_justify="left")
+    for column in ("ITERATION", "STATUS", "TRAINED", "F1", "ACTIVE", "F1 ", "Δ F1", "PROMOTED",
+                   "NEW DATASETS", "MESSAGE"):
+        table.add_column(column, overflow="fold")
+    for r in sorted(records, key=lambda r: r.flywheel_iteration_id, reverse=True):
+        trained, active = _metric(r.trained_model_metrics), _metric(r.evaluated_model_metrics)
+        delta = f"{trained - active:+.4f}" if trained is not None and active is not None else "—"
+        table.add_row(
+            r.flywheel_iteration_id, r.status.value, r.trained_model_version or "—", f1(trained),
+            r.evaluated_model_version or "—", f1(active), delta,
+            ("yes" if r.decision.promote else "no") if r.decision else "—",
+            ", ".join(r.new_datasets) or "—",
+            r.decision.reason if r.decision and r.status.value == "COMPLETED" else r.message,
+        )
+    return table
+
+
+def per_label_table(trained: dict | None, active: dict | None) -> Table:
+    table = Table(title="Per-label F1 (same test data)", title_justify="left")
+    for column in ("LABEL", "SUPPORT", "TRAINED F1", "ACTIVE F1", "Δ"):
+        table.add_column(column, justify="right" if column != "LABEL" else "left")
+    active_by = {row["label"]: row for row in (active or {}).get("perLabel", [])}
+    for row in (trained or {}).get("perLabel", []):
+        other = active_by.get(row["label"])
+        delta = f"{row['f1Score'] - other['f1Score']:+.4f}" if other else "—"
+        table.add_row(row["label"], str(row["support"]), f1(row["f1Score"]),
+                      f1(other["f1Score"]) if other else "—", delta)
+    return table
+
+
+def classification_table(version: str, results: list[Classification], top: int) -> Table:
+    table = Table(title=f"Classified with {version}", title_justify="left")
+    for column in ("TEXT", "LABELS", "TOP SCORES"):
+        table.add_column(column, overflow="fold")
+    for c in results:
+        scores = ", ".join(f"{label} {value:.3f}" for label, value in list(c.scores.items())[:top])
+        text = c.text if len(c.text) <= 80 else c.text[:77] + "…"
+        table.add_row(text, ", ".join(c.labels) or "(none)", f"{scores} ({c.score_kind})")
+    return table

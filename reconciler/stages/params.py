@@ -1,0 +1,59 @@
+"""The generated ``params.yaml`` a stage reads, and the prepared-data files stages share."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler.adapters.datasets import Document
+from reconciler.adapters.files import atomic_write_text
+from reconciler.core.spec import FlywheelSpec
+from reconciler.errors import DataError
+from reconciler.stages.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class StageParams:
+    """The generated ``params.yaml`` of one flywheel's pipeline."""
+
+    spec: FlywheelSpec
+    active: dict[str, Any] | None
+    root: Path
+
+    @property
+    def workspace(self) -> Workspace:
+        return Workspace(self.spec.name)
+
+    def path(self, relative: object) -> Path:
+        return self.root / str(relative)
+
+
+def read_params(params_file: str, root: Path | None = None) -> StageParams:
+    root = root or Path.cwd()
+    data = yaml.safe_load((root / params_file).read_text("utf-8"))
+    spec = FlywheelSpec.model_validate({"name": data["flywheel"], **data["spec"]})
+    return StageParams(spec=spec, active=data.get("activeModel"), root=root)
+
+
+def write_jsonl(path: Path, documents: list[Document]) -> None:
+    lines = (json.dumps({"labels": sorted(d.labels), "text": d.text, "line": d.line},
+                        ensure_ascii=False) for d in documents)
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def read_jsonl(path: Path) -> list[Document]:
+    documents = []
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    row = json.loads(line)
+                    documents.append(Document(frozenset(row["labels"]), row["text"], row["line"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"cannot read prepared data: {exc}", file=str(path)) from exc
+    return documents
+

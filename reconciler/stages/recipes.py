@@ -1,0 +1,139 @@
+"""Recipes: a spec's ``recipe`` -> an unfitted scikit-learn pipeline, and prediction helpers.
+
+Every recipe is TF-IDF features (word n-grams, optionally character n-grams) followed by a linear
+classifier; MULTI_LABEL wraps the classifier one-vs-rest over the declared labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.naive_bayes import ComplementNB
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.svm import LinearSVC
+
+from reconciler.core.spec import (
+    ComplementNbRecipe,
+    Features,
+    LinearSvmRecipe,
+    LogisticRegressionRecipe,
+    Mode,
+)
+
+RecipeModel = LinearSvmRecipe | LogisticRegressionRecipe | ComplementNbRecipe
+
+
+class CompactTfidfVectorizer(TfidfVectorizer):
+    """A TfidfVectorizer whose saved form keeps its vocabulary as one array of terms.
+
+    skops writes a dict entry by entry into its JSON schema: a 100k-term vocabulary became a
+    100 MB file that took seconds to load. As an array it is one ``.npy`` member that loads in
+    milliseconds; the term -> column dict is rebuilt on first use. ``stop_words_`` (every pruned
+    term, documented as safe to drop) is not saved.
+    """
+
+    @property
+    def vocabulary_(self) -> dict[str, int]:
+        vocabulary = self.__dict__.get("_vocabulary")
+        if vocabulary is None and "terms_" in self.__dict__:
+            vocabulary = {str(term): index for index, term in enumerate(self.terms_.tolist())}
+            self.__dict__["_vocabulary"] = vocabulary
+        if vocabulary is None:
+            raise AttributeError("vocabulary_")
+        return vocabulary
+
+    @vocabulary_.setter
+    def vocabulary_(self, vocabulary: dict[str, int]) -> None:
+        self.__dict__["_vocabulary"] = vocabulary
+        terms = [""] * len(vocabulary)
+        for term, index in vocabulary.items():
+            terms[index] = term
+        self.__dict__["terms_"] = np.array(terms, dtype=str)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(super().__getstate__())
+        state.pop("_vocabulary", None)
+        state.pop("stop_words_", None)
+        return state
+
+
+def build_pipeline(recipe: RecipeModel, mode: Mode) -> Pipeline:
+    classifier = _classifier(recipe)
+    if mode is Mode.MULTI_LABEL:
+        classifier = OneVsRestClassifier(classifier)
+    return Pipeline([("features", _features(recipe.features)), ("classifier", classifier)])
+
+
+def _features(features: Features) -> FeatureUnion | CompactTfidfVectorizer:
+    common = {
+        "min_df": features.min_df,
+        "max_df": features.max_df,
+        "max_features": features.max_features,
+        "sublinear_tf": features.sublinear_tf,
+        "lowercase": features.lowercase,
+        "dtype": np.float32,
+    }
+    words = CompactTfidfVectorizer(ngram_range=features.ngram_range, **common)
+    if features.char_ngram_range is None:
+        return words
+    chars = CompactTfidfVectorizer(analyzer="char_wb", ngram_range=features.char_ngram_range,
+                                   **common)
+    return FeatureUnion([("words", words), ("chars", chars)])
+
+
+def _classifier(recipe: RecipeModel) -> LinearSVC | LogisticRegression | ComplementNB:
+    if isinstance(recipe, LinearSvmRecipe):
+        return LinearSVC(C=recipe.c, class_weight=recipe.class_weight, max_iter=recipe.max_iter,
+                         random_state=recipe.seed)
+    if isinstance(recipe, LogisticRegressionRecipe):
+        return LogisticRegression(C=recipe.c, class_weight=recipe.class_weight,
+                                  max_iter=recipe.max_iter, random_state=recipe.seed)
+    return ComplementNB(alpha=recipe.alpha)
+
+
+def fit(pipeline: Pipeline, texts: Sequence[str], labels: Sequence[frozenset[str]],
+        mode: Mode, declared: Sequence[str]) -> Pipeline:
+    if mode is Mode.MULTI_LABEL:
+        pipeline.fit(list(texts), indicator_matrix(labels, declared))
+    else:
+        pipeline.fit(list(texts), [next(iter(doc)) for doc in labels])
+    return pipeline
+
+
+
+def indicator_matrix(labels: Sequence[frozenset[str]], declared: Sequence[str]) -> np.ndarray:
+    index = {label: i for i, label in enumerate(declared)}
+    matrix = np.zeros((len(labels), len(declared)), dtype=np.int8)
+    for row, doc in enumerate(labels):
+        for label in doc:
+            matrix[row, index[label]] = 1
+    return matrix
+
+
+def predict(pipeline: Pipeline, texts: Sequence[str], mode: Mode,
+            labels: Sequence[str]) -> list[frozenset[str]]:
+    """Predicted label sets. ``labels`` is the label order the model was trained with."""
+    predicted = pipeline.predict(list(texts))
+    if mode is Mode.MULTI_LABEL:
+        return [frozenset(labels[i] for i in np.flatnonzero(row)) for row in predicted]
+    return [frozenset([str(label)]) for label in predicted]
+
+
+def scores(pipeline: Pipeline, texts: Sequence[str], mode: Mode,
+           labels: Sequence[str]) -> tuple[list[dict[str, float]], str]:
+    """Per-label scores for each text, and what they are ("probability" or "margin")."""
+    texts = list(texts)
+    classifier = pipeline.named_steps["classifier"]
+    if hasattr(classifier, "predict_proba"):
+        values, kind = pipeline.predict_proba(texts), "probability"
+    else:
+        values, kind = pipeline.decision_function(texts), "margin"
+    values = np.atleast_2d(values)
+    order = labels if mode is Mode.MULTI_LABEL else [str(c) for c in classifier.classes_]
+    if values.shape[1] == 1 and len(order) == 2:  # binary decision_function: one column
+        values = np.hstack([-values, values])
+    return [dict(zip(order, map(float, row), strict=True)) for row in values], kind

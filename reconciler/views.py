@@ -1,0 +1,104 @@
+"""Read-only views of flywheels for ``list``/``describe``/``iterations``/``classify``.
+
+Nothing here writes: a view reads the specs and the lake and asks the planner what *would* happen,
+which is how the conditions (Ready, Reconciling, Stalled) are derived rather than stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.adapters.datasets import HashCache
+from reconciler.adapters.lake import Lake
+from reconciler.adapters.loader import SpecFile, load_specs
+from reconciler.core.planner import Iterate, Plan
+from reconciler.core.state import IterationRecord, Observed
+from reconciler.errors import FlywheelError, StateError
+from reconciler.runtime import plan_for, read_inputs
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str  # Ready | Reconciling | Stalled
+    status: bool
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class FlywheelView:
+    name: str
+    spec_file: SpecFile | None
+    observed: Observed
+    plan: Plan | None
+    error: FlywheelError | None
+
+    @property
+    def conditions(self) -> list[Condition]:
+        if self.error is not None:
+            return [Condition("Ready", False, "Stalled", str(self.error)),
+                    Condition("Stalled", True, self.error.kind, str(self.error))]
+        assert self.plan is not None
+        pending = [a for a in self.plan.actions if isinstance(a, Iterate)]
+        if pending:
+            return [Condition("Ready", False, "IterationPending", pending[0].reason),
+                    Condition("Reconciling", True, "IterationPending", pending[0].reason)]
+        if self.plan.actions:
+            return [Condition("Ready", False, "PromotionPending",
+                              "; ".join(a.reason for a in self.plan.actions))]
+        note = "; ".join(self.plan.notes) or "up to date"
+        return [Condition("Ready", True, "UpToDate", note)]
+
+    @property
+    def message(self) -> str:
+        return self.conditions[0].message
+
+    @property
+    def latest_completed(self) -> IterationRecord | None:
+        completed = self.observed.completed()
+        return completed[-1] if completed else None
+
+
+def all_views(root: Path, names: set[str] | None = None) -> list[FlywheelView]:
+    """One view per spec (and per spec file that fails to load)."""
+    root = root.resolve()
+    lake = Lake(root)
+    cache = HashCache(root)
+    specs, errors = load_specs(root)
+    result = [FlywheelView(e.flywheel or e.file or "?", None, Observed(), None, e)
+              for e in errors if names is None or e.flywheel in names]
+    now = time.time()
+    for spec_file in specs:
+        name = spec_file.spec.name
+        if names is not None and name not in names:
+            continue
+        observed, plan, error = Observed(), None, None
+        try:
+            inputs = read_inputs(root, lake, cache, spec_file)
+            observed = inputs.observed
+            plan = plan_for(inputs, now)
+        except FlywheelError as exc:
+            error = exc
+            with contextlib.suppress(FlywheelError):
+                observed = lake.observe(name)
+        result.append(FlywheelView(name, spec_file, observed, plan, error))
+    cache.save()
+    return sorted(result, key=lambda v: v.name)
+
+
+def view(root: Path, name: str) -> FlywheelView:
+    found = [v for v in all_views(root, {name}) if v.name == name]
+    if not found:
+        raise StateError(f"no flywheel named {name!r} under specs/")
+    return found[0]
+
+
+def iteration(view_: FlywheelView, iteration_id: str) -> IterationRecord:
+    for record in view_.observed.iterations:
+        if record.flywheel_iteration_id == iteration_id:
+            return record
+    known = ", ".join(r.flywheel_iteration_id for r in view_.observed.iterations) or "none"
+    raise StateError(f"flywheel {view_.name!r} has no iteration {iteration_id} (known: {known})")
