@@ -62,14 +62,18 @@ class DvcSession:
         return self._repo
 
     def reproduce(self, target: str) -> None:
-        """``dvc repro TARGET`` (stages upstream of it run first when changed)."""
+        """``dvc repro TARGET`` (stages upstream of it run first when changed).
+
+        Targets are made absolute: DVC resolves relative ones against the process's working
+        directory, which need not be the repository.
+        """
         with self._translated(f"dvc repro {target}"):
-            self._open().reproduce(targets=[target])
+            self._open().reproduce(targets=[str(self.root / target)])
 
     def track(self, path: str) -> None:
         """``dvc add PATH``: put a file or folder under DVC (cache, remote), not git."""
         with self._translated(f"dvc add {path}"):
-            self._open().add([path])
+            self._open().add([str(self.root / path)])
 
     @contextlib.contextmanager
     def _translated(self, what: str) -> Iterator[None]:

@@ -63,11 +63,12 @@ def _score(model: Any, texts: list[str], truth: list[frozenset[str]], spec: Flyw
 
 
 def _per_label_csv(trained: Evaluation, active: Evaluation | None) -> str:
+    """``label,trained,active`` rows (wide, so ``dvc plots`` can draw either column)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["label", "model", "f1"])
-    for name, evaluation in (("trained", trained), ("active", active)):
-        if evaluation is not None:
-            for item in evaluation.per_label:
-                writer.writerow([item.label, name, f"{item.f1:.6f}"])
+    writer.writerow(["label", "trained", "active"])
+    active_f1 = {item.label: item.f1 for item in active.per_label} if active else {}
+    for item in trained.per_label:
+        other = active_f1.get(item.label)
+        writer.writerow([item.label, f"{item.f1:.6f}", "" if other is None else f"{other:.6f}"])
     return buffer.getvalue()

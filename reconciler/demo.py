@@ -1,0 +1,84 @@
+"""``flywheel demo``: the bundled example, replayed the way it would happen in a real repository.
+
+A scratch git repository gets the bundled specs with only their first TRAIN dataset version
+declared, and is reconciled; then each next dataset version is declared (a commit, as a person
+would push it) and reconciled again. The flywheel turns: F1 moves across iterations, the policy
+promotes better versions, and every step is the same ``reconcile()`` the CLI runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+
+from reconciler.adapters import git
+from reconciler.adapters.lake import Lake
+from reconciler.chart import write_chart
+from reconciler.errors import FlywheelError
+from reconciler.render import Progress, iterations_table, reconcile_summary
+from reconciler.runtime import reconcile
+from reconciler.scaffold import init_repository
+from reconciler.views import view
+
+SOURCE = Path(__file__).resolve().parents[1]
+
+
+def run_demo(workdir: Path | None, out: Console, err: Console) -> int:
+    if not (SOURCE / "specs").is_dir() or not (SOURCE / "data").is_dir():
+        raise FlywheelError(f"the demo needs the source checkout's specs/ and data/ ({SOURCE})")
+    root = (workdir or Path(tempfile.mkdtemp(prefix="flywheel-demo-"))).resolve()
+    if root.exists() and any(root.iterdir()):
+        raise FlywheelError(f"{root} is not empty; give an empty or new --workdir")
+    init_repository(root)
+    shutil.copytree(SOURCE / "data", root / "data", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("*.py", "README.md"))
+    specs = {path.name: yaml.safe_load(path.read_text("utf-8"))
+             for path in sorted((SOURCE / "specs").glob("*.yaml"))}
+    steps = max(sum(d["type"] == "TRAIN" for d in spec["datasets"]) for spec in specs.values())
+    err.print(f"[bold]Demo repository:[/] {root}")
+    progress = Progress(err, plain=not err.is_terminal)
+    failed = False
+    for step in range(1, steps + 1):
+        declared = []
+        for file_name, spec in specs.items():
+            (root / "specs" / file_name).write_text(
+                "# Replayed by `flywheel demo`: the dataset versions arrive one by one.\n"
+                + yaml.safe_dump(_first_versions(spec, step), sort_keys=False), "utf-8")
+            declared.append(f"{spec['name']}: {_train_names(spec)[:step][-1]}")
+        git.commit_all(root, f"Declare dataset versions ({', '.join(declared)})")
+        err.rule(f"step {step}/{steps}: declare {', '.join(declared)}; reconcile")
+        try:
+            result = reconcile(root, report=progress)
+        finally:
+            progress.stop()
+        err.print(reconcile_summary(result))
+        failed |= not result.ok
+        git.commit_all(root, f"Reconcile step {step}: lake records and dvc.lock")
+    _show(root, out, err)
+    return 1 if failed else 0
+
+
+def _train_names(spec: dict) -> list[str]:
+    return [d["name"] for d in spec["datasets"] if d["type"] == "TRAIN"]
+
+
+def _first_versions(spec: dict, step: int) -> dict:
+    """The spec with its first ``step`` TRAIN datasets (and every TEST dataset)."""
+    keep = set(_train_names(spec)[:step])
+    return {**spec, "datasets": [d for d in spec["datasets"]
+                                 if d["type"] == "TEST" or d["name"] in keep]}
+
+
+def _show(root: Path, out: Console, err: Console) -> None:
+    for name in Lake(root).flywheels():
+        current = view(root, name)
+        out.print(iterations_table(name, list(current.observed.iterations)))
+        chart = root / ".flywheel" / "charts" / f"{name}-f1.png"
+        write_chart(root, current, chart)
+        err.print(f"chart: {chart}")
+    err.print(f"\nExplore it: cd {root} && flywheel list && dvc dag && dvc metrics show && "
+              "dvc plots show")
