@@ -12,8 +12,8 @@ import csv
 import hashlib
 import io
 import json
-import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,8 +96,8 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(spec: FlywheelSpec, spec_path: str, lines_of, root: Path,
-                cache: HashCache) -> list[DatasetFile]:
+def fingerprint(spec: FlywheelSpec, spec_path: str, lines_of: Callable[..., int | None],
+                root: Path, cache: HashCache) -> list[DatasetFile]:
     """Resolve and hash every declared dataset; errors name the spec line of the dataset path.
 
     ``lines_of(*loc)`` maps a spec location to its line number.
@@ -247,10 +247,3 @@ def check_label_coverage(spec: FlywheelSpec, train: list[Document], test: list[D
                 file=", ".join(d.path for d in spec.test_datasets) or files, flywheel=spec.name,
             )
 
-
-def dataset_paths_by_name(spec: FlywheelSpec) -> dict[str, str]:
-    return {d.name: d.path for d in spec.datasets}
-
-
-def relative_to_root(path: Path, root: Path) -> str:
-    return os.path.relpath(path, root)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import ValidationError
 
-from reconciler.core.spec import FlywheelSpec
+from reconciler.core.spec import FlywheelSpec, Recipe
 from reconciler.errors import SpecError
 
 SPECS_DIR = "specs"
@@ -181,17 +181,18 @@ def _describe(error: Any) -> str:
     return message
 
 
+_UNION_TAGS = frozenset(
+    get_args(member.model_fields["algorithm"].annotation)[0]
+    for member in get_args(get_args(Recipe)[0])
+)
+
+
 def _yaml_loc(loc: Loc, lines: dict[Loc, int]) -> Loc:
-    """Drop pydantic's internal steps (union tags, ``[...]`` markers) that are not YAML keys."""
+    """Drop pydantic's steps that are not YAML keys (the recipe union's algorithm tag)."""
     kept: list[str | int] = []
     for step in loc:
-        candidate = (*kept, step)
-        if candidate in lines or isinstance(step, int):
-            kept.append(step)
-        elif isinstance(step, str) and not step.startswith(("function-", "tagged-union")) and (
-            "[" not in step and step not in ("linear-svm", "logistic-regression", "complement-nb")
-        ):
-            kept.append(step)  # a missing field: name it even though it has no line
+        if (*kept, step) in lines or isinstance(step, int) or step not in _UNION_TAGS:
+            kept.append(step)  # a key of the file, or a missing field named by the error
     return tuple(kept)
 
 
