@@ -182,8 +182,9 @@ def reconcile_json(result: ReconcileResult) -> dict[str, Any]:
 def flywheel_table(views: list[FlywheelView]) -> Table:
     table = Table(title="Flywheels", title_justify="left")
     for column in ("NAME", "MODE", "ACTIVE", "LATEST ITERATION", "STATUS", "F1 (TRAINED)",
-                   "F1 (ACTIVE)", "READY", "MESSAGE"):
-        table.add_column(column, overflow="fold")
+                   "F1 (ACTIVE)", "READY"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("MESSAGE", overflow="fold", min_width=20)
     for v in views:
         latest = v.observed.latest
         ready = v.conditions[0]
@@ -204,9 +205,10 @@ def flywheel_table(views: list[FlywheelView]) -> Table:
 
 def iterations_table(name: str, records: list[IterationRecord]) -> Table:
     table = Table(title=f"Iterations of {name}", title_justify="left")
-    for column in ("ITERATION", "STATUS", "TRAINED", "F1", "ACTIVE", "F1 ", "Δ F1", "PROMOTED",
-                   "NEW DATASETS", "MESSAGE"):
-        table.add_column(column, overflow="fold")
+    for column in ("ITERATION", "STATUS", "TRAINED", "F1", "ACTIVE", "F1 ", "Δ F1", "PROMOTED"):
+        table.add_column(column, no_wrap=True)
+    for column in ("NEW DATASETS", "MESSAGE"):
+        table.add_column(column, overflow="fold", min_width=16)
     for r in sorted(records, key=lambda r: r.flywheel_iteration_id, reverse=True):
         trained, active = _metric(r.trained_model_metrics), _metric(r.evaluated_model_metrics)
         delta = f"{trained - active:+.4f}" if trained is not None and active is not None else "—"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.adapters.datasets import HashCache, fingerprint, load_corpus
+from reconciler.adapters.dvc import is_dvc_repo
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_specs
 from reconciler.core.planner import ApplyDecision, Iterate, Pin, Plan, Unpin, plan
@@ -151,6 +152,8 @@ def _act(root: Path, lake: Lake, cache: HashCache, spec_file: SpecFile, outcome:
             promote(lake, status, action.version, kind="POLICY", reason=action.reason,
                     iteration_id=action.iteration_id, spec_file=spec_file.path, report=on_event)
         elif isinstance(action, Iterate):
+            if not is_dvc_repo(root):
+                raise StateError(f"{root} is not a DVC repository; run `flywheel init` there")
             corpus = load_corpus(spec_file.spec, root)
             run = IterationRun(root=root, lake=lake, spec_file=spec_file,
                                observed=lake.observe(name), status=status, action=action,

@@ -190,6 +190,14 @@ class FlywheelSpec(_Model):
     active_model: ModelVersion | None = None
     promotion: Promotion | None = None
 
+    @field_validator("recipe", mode="before")
+    @classmethod
+    def _default_algorithm(cls, value: object) -> object:
+        """``algorithm`` may be left out: the default recipe is linear-svm."""
+        if isinstance(value, dict) and "algorithm" not in value:
+            return {"algorithm": "linear-svm", **value}
+        return value
+
     @model_validator(mode="after")
     def _datasets_consistent(self) -> FlywheelSpec:
         names: set[str] = set()
