@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.adapters.files import atomic_write_text
-from reconciler.core.spec import Dataset, DatasetType, FlywheelSpec, Mode, TaskConfig
+from reconciler.core.spec import DATA_DIR, Dataset, DatasetType, FlywheelSpec, Mode, TaskConfig
 from reconciler.errors import DataError, SpecError
 
 MAX_DATASET_BYTES = 2 * 1024**3
@@ -44,11 +44,13 @@ class DatasetFile:
 
 
 def resolve_inside(root: Path, relative: str) -> Path:
-    """``root / relative`` with symlinks resolved; raises ValueError if it leaves ``root``."""
+    """``root / relative`` with symlinks resolved; ValueError unless it stays inside ``data/``."""
     real_root = root.resolve()
+    data_dir = (root / DATA_DIR).resolve()
     target = (root / relative).resolve()
-    if not target.is_relative_to(real_root):
-        raise ValueError(f"{relative!r} resolves outside the repository")
+    if not (target.is_relative_to(real_root) and target.is_relative_to(data_dir)):
+        raise ValueError(f"{relative!r} resolves outside the repository's {DATA_DIR}/ folder "
+                         f"(to {target})")
     return target
 
 
@@ -149,7 +151,8 @@ def read_dataset(path: Path, display: str, task: TaskConfig) -> list[Document]:
                 continue  # blank line
             documents.append(_document(row, start, display, task, declared))
     except csv.Error as exc:
-        raise DataError(f"malformed CSV: {exc}", file=display, line=reader.line_num) from exc
+        raise DataError(f"malformed CSV in the row starting here: {exc}", file=display,
+                        line=line) from exc
     if not documents:
         raise DataError("the dataset has no documents", file=display)
     return documents
@@ -204,9 +207,15 @@ def load_corpus(spec: FlywheelSpec, root: Path) -> Corpus:
     task = spec.task
     by_type: dict[DatasetType, list[Document]] = {DatasetType.TRAIN: [], DatasetType.TEST: []}
     for dataset in spec.datasets:
-        by_type[dataset.type].extend(
-            read_dataset(resolve_inside(root, dataset.path), dataset.path, task)
-        )
+        try:
+            path = resolve_inside(root, dataset.path)
+            documents = read_dataset(path, dataset.path, task)
+        except ValueError as exc:
+            raise DataError(str(exc), file=dataset.path, flywheel=spec.name) from exc
+        except OSError as exc:
+            raise DataError(f"cannot read: {exc.strerror}", file=dataset.path,
+                            flywheel=spec.name) from exc
+        by_type[dataset.type].extend(documents)
     train, test = by_type[DatasetType.TRAIN], by_type[DatasetType.TEST]
     source = "TEST datasets"
     if not test:

@@ -16,7 +16,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import ValidationError
 
-from reconciler.core.spec import FlywheelSpec, Recipe
+from reconciler.core.spec import FlywheelSpec, LocatedValueError, Recipe
 from reconciler.errors import SpecError
 
 SPECS_DIR = "specs"
@@ -80,7 +80,7 @@ def load_spec(path: Path, root: Path) -> SpecFile:
         raise SpecError("a spec must be a YAML mapping (one flywheel per file)", file=relative,
                         line=1)
     try:
-        spec = FlywheelSpec.model_validate(data)
+        spec = FlywheelSpec.model_validate(data, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise _spec_error(exc, relative, lines) from exc
     return SpecFile(path=relative, spec=spec, lines=lines)
@@ -88,6 +88,7 @@ def load_spec(path: Path, root: Path) -> SpecFile:
 
 def parse_yaml(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
     """Safe-compose ``text`` and build plain Python values plus a location -> line map."""
+    _check_depth(text, file)
     loader = yaml.SafeLoader(text)
     try:
         if not loader.check_node():
@@ -110,6 +111,23 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
     return builder.build(root, (), 0), builder.lines
 
 
+def _check_depth(text: str, file: str) -> None:
+    """Refuse over-deep nesting from the event stream, before PyYAML's recursive composer runs
+    (a few kilobytes of ``[[[[…`` would otherwise exhaust Python's recursion limit)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise SpecError(f"nested deeper than {MAX_DEPTH} levels", file=file,
+                                    line=event.start_mark.line + 1)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # reported with its line by the composer
+
+
 class _Builder:
     """Turns a composed node tree into dicts, lists and scalars, within limits."""
 
@@ -119,8 +137,9 @@ class _Builder:
         self.lines: dict[Loc, int] = {}
         self.nodes = 0
 
-    def fail(self, message: str, node: yaml.Node) -> SpecError:
-        return SpecError(message, file=self.file, line=node.start_mark.line + 1)
+    def fail(self, message: str, node: yaml.Node, loc: Loc = ()) -> SpecError:
+        return SpecError(message, file=self.file, line=node.start_mark.line + 1,
+                         field=_dotted(loc) or None)
 
     def build(self, node: yaml.Node, loc: Loc, depth: int) -> Any:
         self.nodes += 1
@@ -149,7 +168,7 @@ class _Builder:
             if not isinstance(key, str):
                 key = str(key)
             if key in result:
-                raise self.fail(f"duplicate key {key!r}", key_node)
+                raise self.fail(f"duplicate key {key!r}", key_node, (*loc, key))
             self.lines[(*loc, key)] = key_node.start_mark.line + 1
             result[key] = self.build(value_node, (*loc, key), depth + 1)
         return result
@@ -159,7 +178,11 @@ def _spec_error(exc: ValidationError, file: str, lines: dict[Loc, int]) -> SpecE
     """The first validation error as one line; the count of the others is appended."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    loc = _yaml_loc(tuple(first["loc"]), lines)
+    raw_loc = tuple(first["loc"])
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, LocatedValueError):
+        raw_loc += cause.loc
+    loc = _yaml_loc(raw_loc, lines)
     message = _describe(first)
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"

@@ -5,6 +5,10 @@ from __future__ import annotations
 from reconciler.core.spec import Promotion
 from reconciler.core.state import Decision
 
+#: F1 scores and thresholds are compared with this slack, so that 0.82 clears 0.80 + 0.02
+#: although ``0.80 + 0.02 == 0.8200000000000001`` in floating point.
+EPSILON = 1e-9
+
 
 def decide(
     policy: Promotion | None,
@@ -28,7 +32,7 @@ def decide(
         return Decision(promote=False, reason="no promotion policy: promotion is manual",
                         **figures)
     limits = {"min_f1": policy.min_f1, "min_improvement": policy.min_improvement}
-    if trained_f1 < policy.min_f1:
+    if trained_f1 < policy.min_f1 - EPSILON:
         return Decision(
             promote=False,
             reason=f"F1 {trained_f1:.4f} is below minF1 {policy.min_f1:.4f}",
@@ -41,7 +45,7 @@ def decide(
             **figures, **limits,
         )
     needed = active_f1 + policy.min_improvement
-    if trained_f1 < needed:
+    if trained_f1 < needed - EPSILON:
         return Decision(
             promote=False,
             reason=(f"F1 {trained_f1:.4f} < active {active_f1:.4f} + minImprovement "

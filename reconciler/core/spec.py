@@ -26,6 +26,18 @@ Label = Annotated[str, Field(min_length=1, max_length=5000, pattern=r"^[^\x00-\x
 ModelVersion = Annotated[str, Field(pattern=VERSION_PATTERN)]
 
 
+class LocatedValueError(ValueError):
+    """A validation error of a whole-model check that knows which field to blame.
+
+    Pydantic reports model-level errors at the model's location; the loader appends ``loc`` so
+    the message names the offending field and its line.
+    """
+
+    def __init__(self, message: str, *loc: str | int) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class Mode(StrEnum):
     MULTI_CLASS = "MULTI_CLASS"
     MULTI_LABEL = "MULTI_LABEL"
@@ -86,10 +98,11 @@ class TaskConfig(_Model):
     @model_validator(mode="after")
     def _delimiter_not_in_labels(self) -> TaskConfig:
         if self.mode is Mode.MULTI_LABEL:
-            for label in self.labels:
+            for index, label in enumerate(self.labels):
                 if self.label_delimiter in label:
-                    raise ValueError(
-                        f"label {label!r} contains the label delimiter {self.label_delimiter!r}"
+                    raise LocatedValueError(
+                        f"label {label!r} contains the label delimiter {self.label_delimiter!r}",
+                        "labels", index,
                     )
         return self
 
@@ -202,15 +215,17 @@ class FlywheelSpec(_Model):
     def _datasets_consistent(self) -> FlywheelSpec:
         names: set[str] = set()
         paths: set[str] = set()
-        for dataset in self.datasets:
+        for index, dataset in enumerate(self.datasets):
             if dataset.name in names:
-                raise ValueError(f"dataset name {dataset.name!r} is used twice")
+                raise LocatedValueError(f"dataset name {dataset.name!r} is used twice",
+                                        "datasets", index, "name")
             if dataset.path in paths:
-                raise ValueError(f"dataset path {dataset.path!r} is used twice")
+                raise LocatedValueError(f"dataset path {dataset.path!r} is used twice",
+                                        "datasets", index, "path")
             names.add(dataset.name)
             paths.add(dataset.path)
         if not any(d.type is DatasetType.TRAIN for d in self.datasets):
-            raise ValueError("declare at least one TRAIN dataset")
+            raise LocatedValueError("declare at least one TRAIN dataset", "datasets")
         return self
 
     @property

@@ -1,0 +1,523 @@
+"""Tests for dataset files: Comprehend CSV reading, corpus building, hashing and the holdout."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from reconciler.adapters.datasets import (
+    HASH_CACHE,
+    Document,
+    HashCache,
+    fingerprint,
+    holdout_split,
+    load_corpus,
+    read_dataset,
+)
+from reconciler.adapters.loader import load_spec
+from reconciler.core.spec import FlywheelSpec, TaskConfig
+from reconciler.errors import DataError, SpecError
+
+MULTI_CLASS = TaskConfig(mode="MULTI_CLASS", labels=["spam", "ham"])
+MULTI_LABEL = TaskConfig(mode="MULTI_LABEL", labels=["a", "b", "c"])
+UNICODE = "caf\u00e9 \u00fcber \u65e5\u672c \U0001f600"
+MULTI_LABEL_SEMICOLON = TaskConfig(mode="MULTI_LABEL", labels=["a|x", "b"], label_delimiter=";")
+
+
+def write(root: Path, relative: str, content: bytes | str) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    return path
+
+
+def read(tmp_path: Path, content: bytes | str, task: TaskConfig = MULTI_CLASS) -> list[Document]:
+    return read_dataset(write(tmp_path, "data/d.csv", content), "data/d.csv", task)
+
+
+def read_error(tmp_path: Path, content: bytes | str, task: TaskConfig = MULTI_CLASS) -> DataError:
+    with pytest.raises(DataError) as info:
+        read(tmp_path, content, task)
+    error = info.value
+    assert type(error) is DataError
+    assert error.file == "data/d.csv"
+    assert "\n" not in str(error)
+    return error
+
+
+def make_spec(datasets: list[tuple[str, str, str]], *, mode: str = "MULTI_CLASS",
+              labels: tuple[str, ...] = ("spam", "ham"), minimum: int = 1,
+              holdout: float = 0.2) -> FlywheelSpec:
+    return FlywheelSpec.model_validate({
+        "name": "demo",
+        "task": {"mode": mode, "labels": list(labels), "minDocumentsPerLabel": minimum},
+        "datasets": [{"name": n, "type": t, "path": p} for n, t, p in datasets],
+        "recipe": {"algorithm": "linear-svm", "holdoutFraction": holdout},
+    })
+
+
+def rows(label: str, count: int, prefix: str = "") -> str:
+    return "".join(f"{label},{prefix}{label} document number {i}\n" for i in range(count))
+
+
+# --------------------------------------------------------------------------------------------
+# read_dataset: valid files
+
+
+@pytest.mark.parametrize(
+    ("task", "content", "expected"),
+    [
+        (MULTI_CLASS, "spam,buy now\nham,hello there\n",
+         [({"spam"}, "buy now", 1), ({"ham"}, "hello there", 2)]),
+        (MULTI_CLASS, 'spam,"hello, world"\nham,"say ""hi"""\n',
+         [({"spam"}, "hello, world", 1), ({"ham"}, 'say "hi"', 2)]),
+        (MULTI_CLASS, ' spam ,padded label\n', [({"spam"}, "padded label", 1)]),
+        (MULTI_CLASS, "spam,no final newline", [({"spam"}, "no final newline", 1)]),
+        (MULTI_CLASS, "spam,x\r\nham,y\r\n", [({"spam"}, "x", 1), ({"ham"}, "y", 2)]),
+        (MULTI_CLASS, 'spam,"line one\nline two"\nham,after\n',
+         [({"spam"}, "line one\nline two", 1), ({"ham"}, "after", 3)]),
+        (MULTI_CLASS, "spam,x\n\n   \nham,y\n", [({"spam"}, "x", 1), ({"ham"}, "y", 4)]),
+        (MULTI_CLASS, b"\xef\xbb\xbfspam,x\nham,y\n", [({"spam"}, "x", 1), ({"ham"}, "y", 2)]),
+        (MULTI_CLASS, f"ham,{UNICODE}\n", [({"ham"}, UNICODE, 1)]),
+        (MULTI_LABEL, "a|b,text one\nc,text two\n",
+         [({"a", "b"}, "text one", 1), ({"c"}, "text two", 2)]),
+        (MULTI_LABEL, "a | b | c,spaced\n", [({"a", "b", "c"}, "spaced", 1)]),
+        (MULTI_LABEL_SEMICOLON, "a|x;b,semi\n", [({"a|x", "b"}, "semi", 1)]),
+    ],
+    ids=[
+        "multi-class",
+        "quoted-comma-and-quote",
+        "label-padding-stripped",
+        "no-final-newline",
+        "crlf",
+        "multi-line-quoted-text",
+        "blank-lines-skipped",
+        "utf8-bom-accepted",
+        "unicode-text",
+        "multi-label",
+        "multi-label-spaces-around-delimiter",
+        "multi-label-other-delimiter",
+    ],
+)
+def test_valid_files(tmp_path: Path, task: TaskConfig, content, expected) -> None:
+    documents = read(tmp_path, content, task)
+    assert [(set(d.labels), d.text, d.line) for d in documents] == expected
+
+
+# --------------------------------------------------------------------------------------------
+# read_dataset: bad rows name their line
+
+
+@pytest.mark.parametrize(
+    ("task", "content", "line", "message"),
+    [
+        (MULTI_CLASS, "spam,x\nham,y\neggs,z\n", 3, "unknown label 'eggs'"),
+        (MULTI_CLASS, "spam,x\nSpam,y\n", 2, "unknown label 'Spam'"),
+        (MULTI_CLASS, "spam,x\nspam|ham,y\n", 2, "unknown label 'spam|ham'"),
+        (MULTI_CLASS, "label,text\nspam,x\n", 1, "unknown label 'label'"),
+        (MULTI_CLASS, 'spam,"a\nb\nc"\nham,y\neggs,z\n', 5, "unknown label 'eggs'"),
+        (MULTI_CLASS, "spam,x\nham,   \n", 2, "document text is empty"),
+        (MULTI_CLASS, "spam,x\nham,\n", 2, "document text is empty"),
+        (MULTI_CLASS, "spam,x\n,no label here\n", 2, "row has no label"),
+        (MULTI_CLASS, "spam,x\nham\n", 2, "expected 2 columns (label,text), found 1"),
+        (MULTI_CLASS, "spam,x\nham,hello, world\n", 2,
+         "found 3; quote the text if it contains commas"),
+        (MULTI_CLASS, 'spam,x\nham,"hello "world" x\n', 2, "malformed CSV"),
+        (MULTI_CLASS, b"spam,x\nham,caf\xe9\n", 2, "not valid UTF-8"),
+        (MULTI_CLASS, b"\xef\xbb\xbfspam,x\nham,ok\nspam,\xff\n", 3, "not valid UTF-8"),
+        (MULTI_CLASS, b"spam,x\nham,\x00\x01\x02\x03\n", 2, "NUL byte"),
+        (MULTI_CLASS, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", 1, "not valid UTF-8"),
+        (MULTI_LABEL, "a,x\nb|d,y\n", 2, "unknown label 'd'"),
+        (MULTI_LABEL, "a,x\na|a,y\n", 2, "label repeated in 'a|a'"),
+        (MULTI_LABEL, "a,x\na|,y\n", 2, "empty label in 'a|'"),
+        (MULTI_LABEL, "a,x\n||,y\n", 2, "empty label"),
+    ],
+    ids=[
+        "unknown-label",
+        "label-case-matters",
+        "multi-class-with-delimiter",
+        "header-row",
+        "unknown-label-after-multi-line-row",
+        "blank-text",
+        "empty-text",
+        "row-without-label",
+        "one-column",
+        "three-columns-unquoted-hint",
+        "malformed-quoting",
+        "non-utf8",
+        "non-utf8-after-bom",
+        "nul-byte",
+        "binary-png",
+        "multi-label-unknown",
+        "multi-label-repeated",
+        "multi-label-trailing-delimiter",
+        "multi-label-only-delimiters",
+    ],
+)
+def test_bad_rows_name_their_line(tmp_path: Path, task: TaskConfig, content, line: int,
+                                  message: str) -> None:
+    error = read_error(tmp_path, content, task)
+    assert error.line == line, str(error)
+    assert message in error.message
+    assert str(error).startswith(f"data/d.csv:{line}: ")
+
+
+def test_unknown_label_message_lists_the_declared_labels(tmp_path: Path) -> None:
+    error = read_error(tmp_path, "eggs,z\n")
+    assert "declared: ham, spam" in error.message
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\n\n\n", b"\xef\xbb\xbf", b"  \n\t\n"],
+    ids=["empty", "only-newlines", "only-bom", "only-whitespace"],
+)
+def test_file_without_documents(tmp_path: Path, content: bytes) -> None:
+    error = read_error(tmp_path, content)
+    assert "no documents" in error.message
+
+
+def test_unterminated_quote_names_the_row_where_it_opens(tmp_path: Path) -> None:
+    # The quote opens on line 2 and is never closed: the culprit is line 2, not the end of file.
+    content = 'spam,x\nham,"unterminated\n' + "spam,more text\n" * 50
+    error = read_error(tmp_path, content)
+    assert "malformed CSV" in error.message
+    assert error.line == 2, str(error)
+
+
+# --------------------------------------------------------------------------------------------
+# load_corpus
+
+
+def test_corpus_with_test_datasets(tmp_path: Path) -> None:
+    write(tmp_path, "data/train.csv", rows("spam", 3) + rows("ham", 3))
+    write(tmp_path, "data/test.csv", rows("spam", 1, "t ") + rows("ham", 2, "t "))
+    spec = make_spec([("tr", "TRAIN", "data/train.csv"), ("te", "TEST", "data/test.csv")],
+                     minimum=3)
+    corpus = load_corpus(spec, tmp_path)
+    assert corpus.test_source == "TEST datasets"
+    assert (len(corpus.train), len(corpus.test)) == (6, 3)
+
+
+def test_corpus_accumulates_every_train_dataset(tmp_path: Path) -> None:
+    write(tmp_path, "data/v1.csv", rows("spam", 2) + rows("ham", 2))
+    write(tmp_path, "data/v2.csv", rows("spam", 2, "v2 ") + rows("ham", 2, "v2 "))
+    write(tmp_path, "data/test.csv", rows("spam", 1, "t ") + rows("ham", 1, "t "))
+    spec = make_spec([("v1", "TRAIN", "data/v1.csv"), ("v2", "TRAIN", "data/v2.csv"),
+                      ("te", "TEST", "data/test.csv")], minimum=4)
+    assert len(load_corpus(spec, tmp_path).train) == 8
+
+
+def test_corpus_multi_label(tmp_path: Path) -> None:
+    write(tmp_path, "data/train.csv", "a|b,one\nb|c,two\nc|a,three\n")
+    write(tmp_path, "data/test.csv", "a|b|c,four\n")
+    spec = make_spec([("tr", "TRAIN", "data/train.csv"), ("te", "TEST", "data/test.csv")],
+                     mode="MULTI_LABEL", labels=("a", "b", "c"), minimum=2)
+    corpus = load_corpus(spec, tmp_path)
+    assert corpus.test[0].labels == frozenset({"a", "b", "c"})
+
+
+def test_corpus_holdout_when_no_test_dataset(tmp_path: Path) -> None:
+    write(tmp_path, "data/train.csv", rows("spam", 100) + rows("ham", 100))
+    spec = make_spec([("tr", "TRAIN", "data/train.csv")], minimum=10, holdout=0.25)
+    corpus = load_corpus(spec, tmp_path)
+    assert corpus.test_source == "holdout"
+    assert len(corpus.train) + len(corpus.test) == 200
+    assert not {d.text for d in corpus.train} & {d.text for d in corpus.test}
+    assert 30 <= len(corpus.test) <= 70
+
+
+@pytest.mark.parametrize(
+    ("train", "minimum", "label", "count"),
+    [
+        (rows("spam", 5) + rows("ham", 2), 3, "ham", 2),
+        (rows("spam", 5), 1, "ham", 0),
+        (rows("spam", 9) + rows("ham", 12), 10, "spam", 9),
+    ],
+    ids=["ham-2-of-3", "ham-absent", "spam-9-of-10"],
+)
+def test_too_few_documents_per_label(tmp_path: Path, train: str, minimum: int, label: str,
+                                     count: int) -> None:
+    write(tmp_path, "data/train.csv", train)
+    write(tmp_path, "data/test.csv", rows("spam", 1, "t ") + rows("ham", 1, "t "))
+    spec = make_spec([("tr", "TRAIN", "data/train.csv"), ("te", "TEST", "data/test.csv")],
+                     minimum=minimum)
+    with pytest.raises(DataError) as info:
+        load_corpus(spec, tmp_path)
+    error = info.value
+    assert f"label {label!r} has {count} training documents" in error.message
+    assert f"minDocumentsPerLabel is {minimum}" in error.message
+    assert "data/train.csv" in str(error)
+    assert error.flywheel == "demo"
+
+
+def test_test_data_missing_a_label(tmp_path: Path) -> None:
+    write(tmp_path, "data/train.csv", rows("spam", 3) + rows("ham", 3))
+    write(tmp_path, "data/test.csv", rows("spam", 2, "t "))
+    spec = make_spec([("tr", "TRAIN", "data/train.csv"), ("te", "TEST", "data/test.csv")])
+    with pytest.raises(DataError) as info:
+        load_corpus(spec, tmp_path)
+    error = info.value
+    assert "label 'ham' has no document in the TEST datasets" in error.message
+    assert error.file == "data/test.csv"
+
+
+def test_holdout_missing_a_label(tmp_path: Path) -> None:
+    # one ham document: wherever the hash puts it, train or holdout lacks 'ham'
+    write(tmp_path, "data/train.csv", rows("spam", 50) + rows("ham", 1))
+    spec = make_spec([("tr", "TRAIN", "data/train.csv")], minimum=1)
+    with pytest.raises(DataError) as info:
+        load_corpus(spec, tmp_path)
+    assert "'ham'" in info.value.message
+
+
+def test_bad_row_in_a_corpus_names_the_dataset_file(tmp_path: Path) -> None:
+    write(tmp_path, "data/train.csv", rows("spam", 3) + rows("ham", 3))
+    write(tmp_path, "data/test.csv", "spam,x\nham,y\nbacon,z\n")
+    spec = make_spec([("tr", "TRAIN", "data/train.csv"), ("te", "TEST", "data/test.csv")])
+    with pytest.raises(DataError) as info:
+        load_corpus(spec, tmp_path)
+    assert str(info.value).startswith("data/test.csv:3: unknown label 'bacon'")
+
+
+# --------------------------------------------------------------------------------------------
+# holdout_split
+
+
+def documents(count: int, start: int = 0) -> list[Document]:
+    return [Document(frozenset({"spam" if i % 2 else "ham"}), f"document text {i}", i + 1)
+            for i in range(start, start + count)]
+
+
+def texts(docs: list[Document]) -> set[str]:
+    return {d.text for d in docs}
+
+
+def test_holdout_is_deterministic_and_order_independent() -> None:
+    docs = documents(500)
+    train, test = holdout_split(docs, 0.2)
+    shuffled = docs[:]
+    random.Random(7).shuffle(shuffled)
+    train2, test2 = holdout_split(shuffled, 0.2)
+    assert texts(test) == texts(test2)
+    assert texts(train) == texts(train2)
+    assert texts(train) | texts(test) == texts(docs)
+    assert not texts(train) & texts(test)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.5], ids=["10pc", "20pc", "50pc"])
+def test_holdout_size_follows_the_fraction(fraction: float) -> None:
+    _, test = holdout_split(documents(4000), fraction)
+    assert abs(len(test) / 4000 - fraction) < 0.03
+
+
+@pytest.mark.parametrize(("small", "grown"), [(50, 500), (200, 2000)],
+                         ids=["50-to-500", "200-to-2000"])
+def test_holdout_is_stable_when_data_grows(small: int, grown: int) -> None:
+    small_train, small_test = holdout_split(documents(small), 0.2)
+    big_train, big_test = holdout_split(documents(small) + documents(grown - small, small), 0.2)
+    assert small_test, "the small set must have a holdout for this test to mean anything"
+    assert texts(small_test) <= texts(big_test)
+    assert texts(small_train) <= texts(big_train)
+
+
+def test_holdout_depends_on_text_only() -> None:
+    a = Document(frozenset({"spam"}), "same text", 1)
+    b = Document(frozenset({"ham"}), "same text", 99)
+    for fraction in (0.1, 0.5, 0.9):
+        train, test = holdout_split([a, b], fraction)
+        assert len(train) in (0, 2) and len(test) in (0, 2)
+
+
+# --------------------------------------------------------------------------------------------
+# fingerprint
+
+
+SPEC_TWO_DATASETS = """\
+name: demo
+task:
+  mode: MULTI_CLASS
+  labels: [spam, ham]
+datasets:
+  - name: one
+    type: TRAIN
+    path: data/one.csv
+  - name: two
+    type: TRAIN
+    path: {second}
+"""
+
+
+def spec_file(root: Path, second: str = "data/two.csv"):
+    path = write(root, "specs/demo.yaml", SPEC_TWO_DATASETS.format(second=second))
+    return load_spec(path, root)
+
+
+def fingerprint_error(root: Path, second: str) -> SpecError:
+    loaded = spec_file(root, second)
+    with pytest.raises(SpecError) as info:
+        fingerprint(loaded.spec, loaded.path, loaded.line_of, root, HashCache(root))
+    return info.value
+
+
+def test_fingerprint_hashes_every_dataset(tmp_path: Path) -> None:
+    write(tmp_path, "data/one.csv", "spam,x\n")
+    write(tmp_path, "data/two.csv", "ham,y\nham,z\n")
+    loaded = spec_file(tmp_path)
+    files = fingerprint(loaded.spec, loaded.path, loaded.line_of, tmp_path, HashCache(tmp_path))
+    assert [(f.dataset.name, f.md5, f.size) for f in files] == [
+        ("one", hashlib.md5(b"spam,x\n").hexdigest(), 7),
+        ("two", hashlib.md5(b"ham,y\nham,z\n").hexdigest(), 12),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda root: None, "dataset file not found: data/two.csv"),
+        (lambda root: (root / "data/two.csv").mkdir(parents=True), "dataset file not found"),
+    ],
+    ids=["missing-file", "directory-not-file"],
+)
+def test_fingerprint_missing_dataset_names_the_spec_line(tmp_path: Path, setup,
+                                                         message: str) -> None:
+    write(tmp_path, "data/one.csv", "spam,x\n")
+    setup(tmp_path)
+    error = fingerprint_error(tmp_path, "data/two.csv")
+    assert type(error) is SpecError
+    assert error.file == "specs/demo.yaml"
+    assert error.line == 11
+    assert error.field == "datasets[1].path"
+    assert error.flywheel == "demo"
+    assert message in error.message
+    assert str(error).startswith("specs/demo.yaml:11: datasets[1].path: ")
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["/etc/hostname", "../../outside.csv"],
+    ids=["absolute-target", "relative-target-escaping"],
+)
+def test_fingerprint_refuses_a_symlink_leaving_the_repository(tmp_path: Path,
+                                                              target: str) -> None:
+    root = tmp_path / "repo"
+    write(root, "data/one.csv", "spam,x\n")
+    write(tmp_path, "outside.csv", "ham,secret\n")
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    os.symlink(target, root / "data" / "two.csv")
+    error = fingerprint_error(root, "data/two.csv")
+    assert "outside the repository" in error.message
+    assert error.line == 11
+    assert error.field == "datasets[1].path"
+
+
+def test_fingerprint_refuses_a_symlinked_data_folder_leaving_the_repository(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    write(tmp_path, "elsewhere/one.csv", "spam,x\n")
+    write(tmp_path, "elsewhere/two.csv", "ham,x\n")
+    os.symlink(tmp_path / "elsewhere", root / "data")
+    loaded = spec_file(root)
+    with pytest.raises(SpecError) as info:
+        fingerprint(loaded.spec, loaded.path, loaded.line_of, root, HashCache(root))
+    assert info.value.field == "datasets[0].path"
+    assert info.value.line == 8
+
+
+def test_fingerprint_follows_a_symlink_inside_data(tmp_path: Path) -> None:
+    write(tmp_path, "data/one.csv", "spam,x\n")
+    write(tmp_path, "data/archive/two-v1.csv", "ham,y\n")
+    os.symlink("archive/two-v1.csv", tmp_path / "data" / "two.csv")
+    loaded = spec_file(tmp_path)
+    files = fingerprint(loaded.spec, loaded.path, loaded.line_of, tmp_path, HashCache(tmp_path))
+    assert files[1].md5 == hashlib.md5(b"ham,y\n").hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# HashCache
+
+
+def cache_file(root: Path) -> dict:
+    return json.loads((root / HASH_CACHE).read_text("utf-8"))
+
+
+def test_hash_cache_matches_hashlib_and_persists(tmp_path: Path) -> None:
+    content = os.urandom(3 * (1 << 20) + 17)  # more than one read chunk
+    path = write(tmp_path, "data/big.csv", content)
+    cache = HashCache(tmp_path)
+    md5, size = cache.md5(path)
+    assert (md5, size) == (hashlib.md5(content).hexdigest(), len(content))
+    assert not (tmp_path / HASH_CACHE).exists(), "nothing is written before save()"
+    cache.save()
+    entry = cache_file(tmp_path)[str(path)]
+    assert entry[0] == len(content)
+    assert entry[-1] == md5
+
+
+def test_hash_cache_reuses_a_cached_digest_without_reading_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "data/a.csv", "spam,x\n")
+    first = HashCache(tmp_path)
+    first.md5(path)
+    first.save()
+    # Plant a digest the file does not have: a fresh cache that returns it has not re-read it.
+    entries = cache_file(tmp_path)
+    entries[str(path)][-1] = "f" * 32
+    (tmp_path / HASH_CACHE).write_text(json.dumps(entries), "utf-8")
+    again = HashCache(tmp_path)
+    assert again.md5(path) == ("f" * 32, 7)
+    assert again.dirty is False
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: p.write_bytes(b"spam,x\nham,y\n"),
+        lambda p: p.write_bytes(b"ham,x\n!"),
+        lambda p: (p.unlink(), p.write_bytes(b"spam,x\n")),
+    ],
+    ids=["grown", "same-size-rewritten", "replaced-same-content"],
+)
+def test_hash_cache_recomputes_after_the_file_changes(tmp_path: Path, change) -> None:
+    path = write(tmp_path, "data/a.csv", "spam,x\n")
+    cache = HashCache(tmp_path)
+    cache.md5(path)
+    cache.save()
+    entries = cache_file(tmp_path)
+    entries[str(path)][-1] = "f" * 32  # stale digest: must not survive a change to the file
+    (tmp_path / HASH_CACHE).write_text(json.dumps(entries), "utf-8")
+    change(path)
+    fresh = HashCache(tmp_path)
+    assert fresh.md5(path)[0] == hashlib.md5(path.read_bytes()).hexdigest()
+    fresh.save()
+    assert cache_file(tmp_path)[str(path)][-1] == hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("garbage", ["{not json", "[1, 2, 3]", ""], ids=["corrupt", "a-list",
+                                                                          "empty"])
+def test_hash_cache_rebuilds_a_bad_cache_file(tmp_path: Path, garbage: str) -> None:
+    write(tmp_path, HASH_CACHE, garbage)
+    path = write(tmp_path, "data/a.csv", "spam,x\n")
+    cache = HashCache(tmp_path)
+    assert cache.md5(path)[0] == hashlib.md5(b"spam,x\n").hexdigest()
+    cache.save()
+    assert str(path) in cache_file(tmp_path)
+
+
+def test_fingerprint_fills_the_cache(tmp_path: Path) -> None:
+    write(tmp_path, "data/one.csv", "spam,x\n")
+    write(tmp_path, "data/two.csv", "ham,y\n")
+    loaded = spec_file(tmp_path)
+    cache = HashCache(tmp_path)
+    fingerprint(loaded.spec, loaded.path, loaded.line_of, tmp_path, cache)
+    cache.save()
+    stored = cache_file(tmp_path)
+    assert {Path(k).name for k in stored} == {"one.csv", "two.csv"}
