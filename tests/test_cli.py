@@ -1,0 +1,138 @@
+"""The command line on a real, reconciled repository: shapes, exit codes, charts, classify."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import PROJECT, run_cli, write_csv
+
+LABELS = ["archive", "audio", "db", "image", "mail", "text", "video"]
+
+
+@pytest.fixture(scope="module")
+def reconciled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository with one MULTI_LABEL flywheel, reconciled once (one real iteration)."""
+    root = tmp_path_factory.mktemp("cli") / "repo"
+    run_cli(root.parent, "init", str(root))
+    write_csv(root / "data/tags.csv", _all_rows("train-v1.csv"))
+    write_csv(root / "data/multi.csv",
+              [r for r in _all_rows("train-v2.csv") if "|" in r[0]][:60])
+    write_csv(root / "data/test.csv", _all_rows("test.csv"))
+    spec = {
+        "name": "tags",
+        "task": {"mode": "MULTI_LABEL", "labels": LABELS, "minDocumentsPerLabel": 5},
+        "datasets": [{"name": "tags", "type": "TRAIN", "path": "data/tags.csv"},
+                     {"name": "multi", "type": "TRAIN", "path": "data/multi.csv"},
+                     {"name": "test", "type": "TEST", "path": "data/test.csv"}],
+        "recipe": {"algorithm": "logistic-regression", "classWeight": "balanced"},
+        "promotion": {"minF1": 0.1},
+    }
+    (root / "specs/tags.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    run_cli(root, "reconcile")
+    return root
+
+
+def _all_rows(file: str) -> list[tuple[str, str]]:
+    with (PROJECT / "data/debian-tags" / file).open(encoding="utf-8", newline="") as handle:
+        return [(label, text) for label, text in csv.reader(handle)]
+
+
+def test_list_json_is_comprehend_flywheel_summary_list(reconciled: Path) -> None:
+    summaries = run_cli(reconciled, "list", "--output", "json").json()["FlywheelSummaryList"]
+    (summary,) = summaries
+    assert set(summary) <= {"FlywheelArn", "ActiveModelArn", "DataLakeS3Uri", "Status",
+                            "ModelType", "Message", "CreationTime", "LastModifiedTime",
+                            "LatestFlywheelIteration"}
+    assert summary["ModelType"] == "DOCUMENT_CLASSIFIER"
+    assert re.fullmatch(r"[0-9]{8}T[0-9]{6}Z", summary["LatestFlywheelIteration"])
+    assert summary["ActiveModelArn"].endswith("document-classifier/tags/version/v1")
+
+
+def test_multi_label_classify_reads_a_file_and_gives_probabilities(reconciled: Path) -> None:
+    texts = reconciled / "texts.txt"
+    texts.write_text("audio player for mp3 and ogg files\n\nphoto editor for raster images\n")
+    answer = run_cli(reconciled, "classify", "tags", "--file", str(texts), "--output",
+                     "json").json()
+    first, second = answer["Results"]
+    assert first["ScoreKind"] == "probability"
+    assert "audio" in [label["Name"] for label in first["Labels"]]
+    assert "image" in [label["Name"] for label in second["Labels"]]
+    assert all(0.0 <= c["Score"] <= 1.0 for c in first["Classes"])
+
+
+def test_plot_writes_a_png_chart(reconciled: Path, tmp_path: Path) -> None:
+    target = tmp_path / "chart.png"
+    run_cli(reconciled, "plot", "tags", "--out", str(target))
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert target.stat().st_size > 10_000
+
+
+def test_iteration_table_shows_per_label_f1(reconciled: Path) -> None:
+    listed = run_cli(reconciled, "iterations", "tags", "--output", "json").json()
+    iteration_id = listed["FlywheelIterationPropertiesList"][0]["FlywheelIterationId"]
+    shown = run_cli(reconciled, "iteration", "tags", iteration_id).stdout
+    for label in LABELS:
+        assert label in shown
+    unknown = run_cli(reconciled, "iteration", "tags", "20000101T000000Z", check=2)
+    assert "has no iteration 20000101T000000Z" in unknown.stderr
+
+
+def test_dvc_plots_read_the_per_label_and_history_files(reconciled: Path) -> None:
+    history = (reconciled / "lake/tags/f1_history.csv").read_text().splitlines()
+    assert history[0].startswith("step,iteration,trained,active")
+    per_label = (reconciled / "pipelines/tags/out/per_label_f1.csv").read_text().splitlines()
+    assert per_label[0] == "label,trained,active" and len(per_label) == len(LABELS) + 1
+
+
+def test_schema_describes_camel_case_fields() -> None:
+    schema = json.loads(run_cli(PROJECT, "schema").stdout)
+    assert {"name", "task", "datasets", "recipe", "activeModel", "promotion"} <= set(
+        schema["properties"])
+    assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(("content", "code", "expected"), [
+    pytest.param("name: ok\n", 1, "task: required field is missing", id="missing-field"),
+    pytest.param("name: [unclosed\n", 1, "malformed YAML", id="malformed"),
+])
+def test_validate_names_file_line_and_field(tmp_path: Path, content: str, code: int,
+                                            expected: str) -> None:
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs/bad.yaml").write_text(content)
+    result = run_cli(tmp_path, "validate", check=code)
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: specs/bad.yaml:") and expected in line
+
+
+def test_reconcile_outside_a_dvc_repository_is_one_clear_error(tmp_path: Path) -> None:
+    shutil.copytree(PROJECT / "specs", tmp_path / "specs")
+    shutil.copytree(PROJECT / "data/debian-tags", tmp_path / "data/debian-tags")
+    shutil.copytree(PROJECT / "data/debian-sections", tmp_path / "data/debian-sections")
+    result = run_cli(tmp_path, "reconcile", "debian-tags", check=1)
+    assert "is not a DVC repository; run `flywheel init`" in result.stderr
+    assert not (tmp_path / "lake").exists()
+
+
+def test_commands_outside_a_repository_exit_2(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "list", check=2)
+    assert "has no specs/ folder" in result.stderr
+
+
+def test_init_is_idempotent(tmp_path: Path) -> None:
+    run_cli(tmp_path, "init", "repo")
+    run_cli(tmp_path, "init", "repo")
+    assert (tmp_path / "repo/.gitignore").read_text().count(".flywheel/") == 1
+    assert (tmp_path / "repo/.dvc").is_dir() and (tmp_path / "repo/dvc.yaml").is_file()
+
+
+def test_no_op_reconcile_says_so(reconciled: Path) -> None:
+    result = run_cli(reconciled, "reconcile", "--log-format", "plain")
+    assert "event=up-to-date flywheel=tags" in result.stderr
+    assert "Nothing to do: 1 flywheel(s) up to date." in result.stderr
+
