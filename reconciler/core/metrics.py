@@ -17,8 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-MULTI_CLASS = "MULTI_CLASS"
-MULTI_LABEL = "MULTI_LABEL"
+from reconciler.core.spec import Mode
+
+MULTI_CLASS = Mode.MULTI_CLASS.value
+MULTI_LABEL = Mode.MULTI_LABEL.value
 MODES: tuple[str, str] = (MULTI_CLASS, MULTI_LABEL)
 
 MultiClassMatrix = tuple[tuple[int, ...], ...]
