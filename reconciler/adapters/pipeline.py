@@ -85,7 +85,7 @@ def dvc_yaml(spec: FlywheelSpec, active: ModelVersionRecord | None) -> dict[str,
     def uncached(path: object) -> dict[str, Any]:
         return {str(path): {"cache": False}}
 
-    evaluate_deps = [str(ws.model), str(ws.train_summary), str(ws.test_data)]
+    evaluate_deps = [str(ws.trained_evaluation), str(ws.test_data)]
     if active is not None:
         evaluate_deps.append(active.file)
     return {
@@ -97,8 +97,8 @@ def dvc_yaml(spec: FlywheelSpec, active: ModelVersionRecord | None) -> dict[str,
                 [uncached(ws.train_data), uncached(ws.test_data), uncached(ws.prepare_summary)],
             ),
             "train": stage(
-                "train", [str(ws.train_data)], ["spec.task", "spec.recipe"],
-                [str(ws.model), uncached(ws.train_summary)],
+                "train", [str(ws.train_data), str(ws.test_data)], ["spec.task", "spec.recipe"],
+                [str(ws.model), uncached(ws.train_summary), uncached(ws.trained_evaluation)],
             ),
             "evaluate": stage(
                 "evaluate", evaluate_deps, ["activeModel"], [uncached(ws.evaluation)],

@@ -1,33 +1,28 @@
-"""Stage 3: score the new model and the active model on the same test documents."""
+"""Stage 3: score the active model on the test documents and assemble both evaluations.
+
+The trained model's evaluation comes from the train stage (scored there while in memory). When
+there is no active model to score, this stage imports no scikit-learn at all.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from typing import Any
 
+from reconciler.adapters.datasets import Document
 from reconciler.adapters.files import atomic_write_json, atomic_write_text
 from reconciler.core.metrics import Evaluation
-from reconciler.core.metrics import evaluate as score
-from reconciler.core.spec import FlywheelSpec
-from reconciler.stages import recipes
-from reconciler.stages.modelfile import load_model
 from reconciler.stages.params import StageParams, read_jsonl, read_params
 
 
 def run(params_file: str) -> None:
     params = read_params(params_file)
-    spec, ws = params.spec, params.workspace
+    ws = params.workspace
     documents = read_jsonl(params.path(ws.test_data))
-    texts = [d.text for d in documents]
-    truth = [d.labels for d in documents]
-    trained_sha = json.loads(params.path(ws.train_summary).read_text("utf-8"))["sha256"]
-    trained = load_model(params.path(ws.model), trained_sha, display=str(ws.model))
-    trained_eval = _score(trained, texts, truth, spec, spec.task.labels)
-    active_eval, note = None, None
-    if params.active:
-        active_eval, note = _score_active(params, texts, truth)
+    trained_eval = Evaluation.from_record(
+        json.loads(params.path(ws.trained_evaluation).read_text("utf-8")))
+    active_eval, note = _score_active(params, documents) if params.active else (None, None)
     atomic_write_json(params.path(ws.evaluation), {
         "numberOfTestDocuments": len(documents),
         "trained": trained_eval.to_record(),
@@ -42,8 +37,8 @@ def run(params_file: str) -> None:
     atomic_write_text(params.path(ws.per_label), _per_label_csv(trained_eval, active_eval))
 
 
-def _score_active(params: StageParams, texts: list[str],
-                  truth: list[frozenset[str]]) -> tuple[Evaluation | None, str | None]:
+def _score_active(params: StageParams,
+                  documents: list[Document]) -> tuple[Evaluation | None, str | None]:
     active = params.active or {}
     spec = params.spec
     if active.get("mode") != spec.task.mode.value or list(active.get("labels", [])) != list(
@@ -51,15 +46,14 @@ def _score_active(params: StageParams, texts: list[str],
     ):
         return None, (f"active model {active.get('version')} was trained for another task "
                       "(mode or labels differ); it is not scored")
+    # Imported here: scikit-learn and skops take seconds to import, and are only needed
+    # when there is an active model to load.
+    from reconciler.stages import recipes
+    from reconciler.stages.modelfile import load_model
+
     model = load_model(params.path(active["file"]), active.get("sha256"), display=active["file"])
-    return _score(model, texts, truth, spec, active["labels"]), None
-
-
-def _score(model: Any, texts: list[str], truth: list[frozenset[str]], spec: FlywheelSpec,
-           labels: list[str]) -> Evaluation:
-    mode = spec.task.mode
-    predicted = recipes.predict(model, texts, mode, labels)
-    return score(mode.value, spec.task.labels, truth, predicted)
+    texts, truth = [d.text for d in documents], [d.labels for d in documents]
+    return recipes.evaluate(model, texts, truth, spec, active["labels"]), None
 
 
 def _per_label_csv(trained: Evaluation, active: Evaluation | None) -> str:

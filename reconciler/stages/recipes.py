@@ -16,9 +16,12 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
+from reconciler.core.metrics import Evaluation
+from reconciler.core.metrics import evaluate as score_predictions
 from reconciler.core.spec import (
     ComplementNbRecipe,
     Features,
+    FlywheelSpec,
     LinearSvmRecipe,
     LogisticRegressionRecipe,
     Mode,
@@ -104,7 +107,6 @@ def fit(pipeline: Pipeline, texts: Sequence[str], labels: Sequence[frozenset[str
     return pipeline
 
 
-
 def indicator_matrix(labels: Sequence[frozenset[str]], declared: Sequence[str]) -> np.ndarray:
     index = {label: i for i, label in enumerate(declared)}
     matrix = np.zeros((len(labels), len(declared)), dtype=np.int8)
@@ -121,6 +123,18 @@ def predict(pipeline: Pipeline, texts: Sequence[str], mode: Mode,
     if mode is Mode.MULTI_LABEL:
         return [frozenset(labels[i] for i in np.flatnonzero(row)) for row in predicted]
     return [frozenset([str(label)]) for label in predicted]
+
+
+def evaluate(pipeline: Pipeline, texts: Sequence[str], truth: Sequence[frozenset[str]],
+             spec: FlywheelSpec, model_labels: Sequence[str]) -> Evaluation:
+    """Score a model on test documents over the spec's declared labels.
+
+    ``model_labels`` is the label order the model was trained with (it decodes MULTI_LABEL
+    indicator columns); the metrics are always computed over the spec's labels.
+    """
+    mode = spec.task.mode
+    predicted = predict(pipeline, texts, mode, model_labels)
+    return score_predictions(mode.value, spec.task.labels, list(truth), predicted)
 
 
 def scores(pipeline: Pipeline, texts: Sequence[str], mode: Mode,

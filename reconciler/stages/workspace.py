@@ -52,6 +52,10 @@ class Workspace:
         return self.out / "train.json"
 
     @property
+    def trained_evaluation(self) -> PurePosixPath:
+        return self.out / "trained_evaluation.json"
+
+    @property
     def evaluation(self) -> PurePosixPath:
         return self.out / "evaluation.json"
 
