@@ -132,6 +132,13 @@ def build_full_corpus(out: Path) -> Path | None:
     return out
 
 
+def machine_note() -> str:
+    """CPU count and load averages: timings on a busy machine are to be read with care."""
+    one, five, _ = os.getloadavg()
+    return (f"machine: {os.cpu_count()} CPUs, load average {one:.2f} (1 min) {five:.2f} (5 min); "
+            f"python {sys.version.split()[0]}")
+
+
 def remove_tree(path: Path) -> None:
     """Delete a folder if it exists (ignoring errors: this is scratch space)."""
     shutil.rmtree(path, ignore_errors=True)

@@ -45,7 +45,6 @@ from typing import Any
 from unittest import mock
 
 import yaml
-
 from _common import (
     DVC,
     FLYWHEEL,
@@ -54,6 +53,7 @@ from _common import (
     Stats,
     check_environment,
     init_repository,
+    machine_note,
     ratio_line,
     remove_tree,
     run_timed,
@@ -228,7 +228,7 @@ def verify_dvc_status(root: Path) -> None:
         raise RuntimeError(f"dvc status is not clean: {list(status)[:5]}")
     stages = run_timed([DVC, "stage", "list", "--all", "--name-only"], cwd=root)
     print(f"check: `dvc status` clean over {len(stages.stdout.split())} stages "
-          "(prepare/train/evaluate of every flywheel) and the models.dvc files")
+          "(prepare/train/evaluate of every flywheel + every lake/<name>/models.dvc)")
 
 
 # timing -----------------------------------------------------------------------------------------
@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="build the repository here and keep it")
     args = parser.parse_args(argv)
     check_environment()
+    print(machine_note())
     with scratch(args.keep) as root:
         root.mkdir(parents=True, exist_ok=True)
         print(f"building {args.flywheels} flywheels x {args.versions} dataset versions "
@@ -288,12 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in stats.items():
             print(f"  {name:30s} {value}")
         print()
-        print(ratio_line("no-op reconcile (warm) / dvc status", stats["reconcile (warm hash cache)"],
-                         stats["dvc status"], target=0.5))
-        print(ratio_line("no-op reconcile (cold) / dvc status", stats["reconcile (cold hash cache)"],
-                         stats["dvc status"]))
-        print(ratio_line("no-op reconcile warm / cold       ", stats["reconcile (warm hash cache)"],
-                         stats["reconcile (cold hash cache)"]))
+        warm, cold = stats["reconcile (warm hash cache)"], stats["reconcile (cold hash cache)"]
+        print(ratio_line("no-op reconcile (warm) / dvc status", warm, stats["dvc status"],
+                         target=0.5))
+        print(ratio_line("no-op reconcile (cold) / dvc status", cold, stats["dvc status"]))
+        print(ratio_line("no-op reconcile warm / cold       ", warm, cold))
+        print(machine_note())
     return 0
 
 

@@ -64,6 +64,12 @@ def test_flywheel_turns_promotes_pins_and_unpins(repo: Path, cli) -> None:
     assert (repo / "lake/packages/models.dvc").is_file()
     assert "v1.skops" in (repo / "lake/packages/.gitignore").read_text() or \
         "/models" in (repo / "lake/packages/.gitignore").read_text()
+    # What git would commit: pipeline files, lock, metrics; not the model, not prepared data.
+    untracked = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                               cwd=repo, capture_output=True, text=True, check=True).stdout
+    assert "pipelines/packages/dvc.lock" in untracked
+    assert "pipelines/packages/out/metrics.json" in untracked
+    assert ".jsonl" not in untracked and ".skops" not in untracked
 
     # 2. Nothing changed: nothing to do, and it says so.
     again = cli("reconcile")
