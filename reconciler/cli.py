@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 one or more flywheels (or spec files) failed, the other
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from rich.console import Console
 from reconciler.errors import FlywheelError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: Columns of tables printed to a pipe or file (no terminal to measure).
+NON_TERMINAL_WIDTH = 240
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,8 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USAGE
-    out = Console(soft_wrap=False)
-    err = Console(stderr=True)
+    out, err = _console(stderr=False), _console(stderr=True)
     try:
         return args.handler(args, out, err)
     except FlywheelError as exc:
@@ -91,6 +93,18 @@ def _root(args: argparse.Namespace) -> Path:
     if not (root / "specs").is_dir():
         raise FlywheelError(f"{root} has no specs/ folder (run `flywheel init` to create one)")
     return root
+
+
+def _console(*, stderr: bool) -> Console:
+    """A terminal gets rich output at its width; a pipe or a log file gets the full tables.
+
+    Without a terminal, rich assumes 80 columns and cuts table cells to ``…``; CI logs and
+    ``flywheel list > file`` deserve every figure, so they get a wide, colourless console.
+    """
+    console = Console(stderr=stderr)
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console
+    return Console(stderr=stderr, width=NON_TERMINAL_WIDTH, no_color=True)
 
 
 def _reconcile(args: argparse.Namespace, out: Console, err: Console) -> int:
