@@ -174,9 +174,9 @@ def run_reconcile(case: Case, scratch: Path) -> IterationRun:
 def read_split(spec_file: Path, data_root: Path) -> tuple[Any, list[str], list[str], list[str],
                                                           list[str]]:
     """The spec and its TRAIN / TEST texts and labels, read with the csv module."""
-    from reconciler.core.spec import FlywheelSpec
+    from reconciler.adapters.loader import load_spec
 
-    spec = FlywheelSpec.model_validate(yaml.safe_load(spec_file.read_text("utf-8")))
+    spec = load_spec(spec_file, data_root).spec
     split: dict[str, tuple[list[str], list[str]]] = {"TRAIN": ([], []), "TEST": ([], [])}
     for dataset in spec.datasets:
         texts, labels = split[dataset.type.value]

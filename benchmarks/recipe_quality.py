@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from _common import PROJECT, build_full_corpus, machine_note
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
@@ -96,9 +95,8 @@ def baseline_models(multi_label: bool, *, logreg: bool) -> dict[str, Callable[[]
     return models
 
 
-def targets(data: Data, documents: list[Any]) -> Any:
-    """What ``fit`` takes: label strings (multi-class) or an indicator matrix (multi-label)."""
-    labels = [d.labels for d in documents]
+def targets(data: Data, labels: list[frozenset[str]]) -> Any:
+    """What scikit-learn takes: label strings (multi-class) or an indicator matrix (multi-label)."""
     if data.spec.task.mode is Mode.MULTI_LABEL:
         return recipes.indicator_matrix(labels, data.spec.task.labels)
     return [next(iter(doc)) for doc in labels]
@@ -106,7 +104,7 @@ def targets(data: Data, documents: list[Any]) -> Any:
 
 def score(data: Data, predicted: Any) -> tuple[float, float]:
     """(macro-F1, micro-F1) over the declared labels, scikit-learn's definitions."""
-    truth = targets(data, data.corpus.test)
+    truth = targets(data, [d.labels for d in data.corpus.test])
     labels: Any = data.spec.task.labels
     if data.spec.task.mode is Mode.MULTI_LABEL:
         labels = list(range(len(labels)))
@@ -123,10 +121,9 @@ def flywheel_row(data: Data, title: str, recipe: Any) -> Row:
     recipes.fit(pipeline, train_texts, [d.labels for d in corpus.train], spec.task.mode,
                 spec.task.labels)
     seconds = time.perf_counter() - started
-    test_texts = [d.text for d in corpus.test]
-    raw = pipeline.predict(test_texts)
-    macro, micro = score(data, raw)
-    predicted = recipes.predict(pipeline, test_texts, spec.task.mode, spec.task.labels)
+    predicted = recipes.predict(pipeline, [d.text for d in corpus.test], spec.task.mode,
+                                spec.task.labels)
+    macro, micro = score(data, targets(data, predicted))
     own = evaluate(spec.task.mode.value, spec.task.labels, [d.labels for d in corpus.test],
                    predicted)
     note = "" if abs(own.average_f1 - macro) < 1e-9 else f"reconciler F1 {own.average_f1:.4f}!"
@@ -136,7 +133,8 @@ def flywheel_row(data: Data, title: str, recipe: Any) -> Row:
 def baseline_row(data: Data, title: str, make: Callable[[], Any]) -> Row:
     pipeline = make()
     started = time.perf_counter()
-    pipeline.fit([d.text for d in data.corpus.train], targets(data, data.corpus.train))
+    pipeline.fit([d.text for d in data.corpus.train],
+                 targets(data, [d.labels for d in data.corpus.train]))
     seconds = time.perf_counter() - started
     macro, micro = score(data, np.asarray(pipeline.predict([d.text for d in data.corpus.test])))
     return Row(data.name, title, macro, micro, seconds)
@@ -175,7 +173,7 @@ def large(corpus: Path, scratch: Path) -> Data:
 
     case = large_case(corpus, scratch)
     spec_file, root = stage_case_files(case, scratch)
-    spec = FlywheelSpec.model_validate(yaml.safe_load(spec_file.read_text("utf-8")))
+    spec = load_spec(spec_file, root).spec
     return Data(f"debian-full ({len(spec.task.labels)} labels)", spec, load_corpus(spec, root),
                 spec_recipe=False)
 

@@ -9,6 +9,11 @@ from reconciler.errors import StateError
 from reconciler.views import FlywheelView
 
 
+def chart_file_name(flywheel: str) -> str:
+    """The image's default file name (``flywheel plot`` and ``flywheel demo``)."""
+    return f"{flywheel}-f1.png"
+
+
 def write_chart(root: Path, view: FlywheelView, target: Path) -> None:
     import matplotlib  # heavy; only this command needs it
 

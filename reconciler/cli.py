@@ -264,12 +264,12 @@ def _classify(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _plot(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.chart import write_chart
+    from reconciler.chart import chart_file_name, write_chart
     from reconciler.views import view
 
     root = _root(args)
     v = view(root, args.name)
-    target = args.out or Path(f"{v.name}-f1.png")
+    target = args.out or Path(chart_file_name(v.name))
     write_chart(root, v, target)
     err.print(f"wrote {target}")
     return EXIT_OK

@@ -52,8 +52,7 @@ def _score_active(params: StageParams,
     from reconciler.stages.modelfile import load_model
 
     model = load_model(params.path(active["file"]), active.get("sha256"), display=active["file"])
-    texts, truth = [d.text for d in documents], [d.labels for d in documents]
-    return recipes.evaluate(model, texts, truth, spec, active["labels"]), None
+    return recipes.evaluate(model, documents, spec, active["labels"]), None
 
 
 def _per_label_csv(trained: Evaluation, active: Evaluation | None) -> str:

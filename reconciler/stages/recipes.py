@@ -16,6 +16,7 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
+from reconciler.adapters.datasets import Document
 from reconciler.core.metrics import Evaluation
 from reconciler.core.metrics import evaluate as score_predictions
 from reconciler.core.spec import (
@@ -134,16 +135,17 @@ def predict(pipeline: Pipeline, texts: Sequence[str], mode: Mode,
     return [frozenset([str(label)]) for label in predicted]
 
 
-def evaluate(pipeline: Pipeline, texts: Sequence[str], truth: Sequence[frozenset[str]],
-             spec: FlywheelSpec, model_labels: Sequence[str]) -> Evaluation:
+def evaluate(pipeline: Pipeline, documents: Sequence[Document], spec: FlywheelSpec,
+             model_labels: Sequence[str]) -> Evaluation:
     """Score a model on test documents over the spec's declared labels.
 
     ``model_labels`` is the label order the model was trained with (it decodes MULTI_LABEL
     indicator columns); the metrics are always computed over the spec's labels.
     """
     mode = spec.task.mode
-    predicted = predict(pipeline, texts, mode, model_labels)
-    return score_predictions(mode.value, spec.task.labels, list(truth), predicted)
+    predicted = predict(pipeline, [d.text for d in documents], mode, model_labels)
+    return score_predictions(mode.value, spec.task.labels, [d.labels for d in documents],
+                             predicted)
 
 
 def scores(pipeline: Pipeline, texts: Sequence[str], mode: Mode,

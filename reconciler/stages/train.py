@@ -27,8 +27,7 @@ def run(params_file: str) -> None:
     seconds = time.perf_counter() - started
     sha256 = save_model(pipeline, params.path(ws.model))
     test = read_jsonl(params.path(ws.test_data))
-    evaluation = recipes.evaluate(pipeline, [d.text for d in test], [d.labels for d in test],
-                                  spec, spec.task.labels)
+    evaluation = recipes.evaluate(pipeline, test, spec, spec.task.labels)
     atomic_write_json(params.path(ws.trained_evaluation), evaluation.to_record())
     atomic_write_json(params.path(ws.train_summary), {
         "sha256": sha256,
