@@ -8,8 +8,9 @@ naming the file, the line and the field where that is known::
     ├── DataError                      a dataset file has bad content (names the row)
     ├── StateError                     the observed state forbids the request (pin to a missing
     │                                  version, a dataset changed after use, a tampered model file)
-    └── PipelineError                  a pipeline stage or DVC failed
-        └── TransientError(delay)      a failure worth retrying later (a lock, a time-out)
+    ├── PipelineError                  a pipeline stage or DVC failed
+    │   └── TransientError(delay)      a failure worth retrying later (a lock, a time-out)
+    └── Stopped                        a stop was asked for (SIGTERM, Ctrl-C): not a failure
 
 Third-party exceptions are translated where they are caught (``raise ... from exc``).
 """
@@ -73,3 +74,10 @@ class TransientError(PipelineError):
     def __init__(self, message: str, *, delay: float = 60.0, **where: object) -> None:
         super().__init__(message, **where)  # type: ignore[arg-type]
         self.delay = delay
+
+
+class Stopped(FlywheelError):
+    """A stop was requested (SIGTERM or Ctrl-C) and the work in hand was set aside.
+
+    Not a failure: the iteration is recorded as STOPPED and resumed by the next reconcile.
+    """
