@@ -1,7 +1,8 @@
 """``flywheel``: the command line. Thin: parse, call the library, render, map errors to exits.
 
 Exit codes: 0 success; 1 one or more flywheels (or spec files) failed, the others were handled;
-2 the command itself could not run (usage, not a repository, unknown flywheel).
+2 the command itself could not run (usage, not a repository, unknown flywheel); 130 a stop was
+asked for (SIGTERM, Ctrl-C) and work was set aside for the next reconcile.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rich.console import Console
 
 from reconciler.errors import FlywheelError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
 #: Columns of tables printed to a pipe or file (no terminal to measure).
 NON_TERMINAL_WIDTH = 240
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
-        return 130
+        return EXIT_STOPPED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,8 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("reconcile", _reconcile,
                 "Iterate and promote until every flywheel matches its spec.")
     p.add_argument("names", nargs="*", metavar="NAME", help="only these flywheels")
-    p.add_argument("--log-format", choices=("auto", "pretty", "plain"), default="auto",
-                   help="progress lines: pretty on a terminal, key=value lines otherwise")
+    _log_format_option(p)
     p = command("validate", _validate, "Check every spec and dataset file; write nothing.")
     command("list", _list, "List flywheels: active model, latest iteration, F1, conditions.")
     p = command("describe", _describe, "Describe one flywheel (DescribeFlywheel).")
@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=("auto", "pretty", "plain", "json"),
+                        default="auto", help="event lines: pretty on a terminal, key=value lines "
+                        "otherwise, or one JSON object per line")
+
+
 def _root(args: argparse.Namespace) -> Path:
     root = args.repo.resolve()
     if not (root / "specs").is_dir():
@@ -108,20 +114,35 @@ def _console(*, stderr: bool) -> Console:
 
 
 def _reconcile(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.render import Progress, print_json, reconcile_json, reconcile_summary
+    from reconciler.render import (
+        Progress,
+        log_format,
+        print_json,
+        reconcile_json,
+        reconcile_summary,
+        summary_fields,
+    )
     from reconciler.runtime import reconcile
+    from reconciler.stopping import StopRequest, graceful_signals
 
     root = _root(args)
-    plain = args.log_format == "plain" or (args.log_format == "auto" and not err.is_terminal)
-    progress = Progress(err, plain=plain)
+    fmt = log_format(args.log_format, err)
+    progress = Progress(err, fmt)
+    stop = StopRequest()
+    notice = "stopping after the current stage (send it again to stop now)"
     try:
-        result = reconcile(root, report=progress, only=set(args.names) or None)
+        with graceful_signals(stop, notice=notice):
+            result = reconcile(root, report=progress, only=set(args.names) or None, stop=stop)
     finally:
         progress.stop()
     if args.output == "json":
         print_json(reconcile_json(result))
+    elif fmt == "json":
+        progress.lines.write(summary_fields(result))
     else:
         err.print(reconcile_summary(result), highlight=False)
+    if result.stopped:
+        return EXIT_STOPPED
     return EXIT_OK if result.ok else EXIT_FAILED
 
 

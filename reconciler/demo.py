@@ -19,7 +19,7 @@ from reconciler.adapters import git
 from reconciler.adapters.lake import Lake
 from reconciler.chart import chart_file_name, write_chart
 from reconciler.errors import FlywheelError
-from reconciler.render import Progress, iterations_table, reconcile_summary
+from reconciler.render import Progress, iterations_table, log_format, reconcile_summary
 from reconciler.runtime import reconcile
 from reconciler.scaffold import init_repository
 from reconciler.views import view
@@ -40,7 +40,7 @@ def run_demo(workdir: Path | None, out: Console, err: Console) -> int:
              for path in sorted((SOURCE / "specs").glob("*.yaml"))}
     steps = max(sum(d["type"] == "TRAIN" for d in spec["datasets"]) for spec in specs.values())
     err.print(f"[bold]Demo repository:[/] {root}")
-    progress = Progress(err, plain=not err.is_terminal)
+    progress = Progress(err, log_format("auto", err))
     failed = False
     for step in range(1, steps + 1):
         declared = []

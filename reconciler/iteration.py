@@ -31,9 +31,10 @@ from reconciler.core.state import (
     Observed,
     PromotionRecord,
 )
-from reconciler.errors import FlywheelError, TransientError
+from reconciler.errors import FlywheelError, Stopped, TransientError
 from reconciler.events import IterationFinished, IterationStarted, Promoted, Reporter, StageStarted
 from reconciler.stages.workspace import Workspace
+from reconciler.stopping import NEVER, StopRequest
 
 FULL_ITERATION = "FULL_ITERATION: Flywheel iteration performed all functions successfully."
 LOGS_DIR = ".flywheel/logs"
@@ -55,8 +56,10 @@ class IterationRun:
 
     def __init__(self, *, root: Path, lake: Lake, spec_file: SpecFile, observed: Observed,
                  status: FlywheelStatus, action: Iterate, files: list[DatasetFile],
-                 corpus: Corpus, now: float, report: Reporter) -> None:
+                 corpus: Corpus, now: float, report: Reporter,
+                 stop: StopRequest = NEVER) -> None:
         self.root, self.lake, self.spec_file = root, lake, spec_file
+        self.stop = stop
         self.spec = spec_file.spec
         self.observed, self.status, self.action = observed, status, action
         self.files, self.corpus, self.report = files, corpus, report
@@ -91,13 +94,21 @@ class IterationRun:
                                      (len(self.corpus.train), len(self.corpus.test))))
         try:
             version = self._execute()
+        except Stopped as exc:
+            self._finish(IterationStatus.STOPPED, f"STOPPED: {exc}; the next reconcile resumes it",
+                         started, retryable=True)
+            raise
         except FlywheelError as exc:
+            if self.stop.is_set():  # the stop escalated and cut the running stage short
+                self._finish(IterationStatus.STOPPED, f"STOPPED: {self.stop.reason} during a "
+                             "stage; the next reconcile resumes it", started, retryable=True)
+                raise Stopped(f"stopped during a stage ({self.stop.reason})") from exc
             self._finish(IterationStatus.FAILED, str(exc), started,
                          retryable=isinstance(exc, TransientError))
             raise
         except (KeyboardInterrupt, SystemExit):
-            self._finish(IterationStatus.STOPPED, "STOPPED: the reconciler was interrupted",
-                         started, retryable=True)
+            self._finish(IterationStatus.STOPPED, "STOPPED: the reconciler was interrupted; "
+                         "the next reconcile resumes it", started, retryable=True)
             raise
         except Exception as exc:
             self._finish(IterationStatus.FAILED, f"INTERNAL: {type(exc).__name__}: {exc}",
@@ -111,11 +122,14 @@ class IterationRun:
         log = self.root / LOGS_DIR / self.spec.name / f"{self.iteration_id}.log"
         dvc_yaml = str(self.ws.dvc_yaml)
         with DvcSession(self.root, log) as dvc:
+            self.stop.check("the train stage")
             self.report(StageStarted(self.spec.name, self.iteration_id, "train"))
             dvc.reproduce(f"{dvc_yaml}:train")
+            self.stop.check("the evaluate stage")
             self._set_status(IterationStatus.EVALUATING)
             self.report(StageStarted(self.spec.name, self.iteration_id, "evaluate"))
             dvc.reproduce(f"{dvc_yaml}:evaluate")
+            # From here on the work is seconds away from done: finish it even if asked to stop.
             version = self.observed.next_version()
             model_file = self.ws.model_file(version)
             atomic_write_bytes(self.root / str(model_file),

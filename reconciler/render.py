@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from reconciler.classify import Classification
@@ -41,30 +43,76 @@ def _metric(metrics: dict[str, float] | None, key: str = "AverageF1Score") -> fl
 # reconcile progress ---------------------------------------------------------------------------
 
 
-class Progress:
-    """A reporter: live lines with a spinner on a terminal, ``key=value`` lines otherwise."""
+LOG_FORMATS = ("auto", "pretty", "plain", "json")
 
-    def __init__(self, console: Console, *, plain: bool) -> None:
+
+def log_format(requested: str, console: Console) -> str:
+    """``auto`` means pretty on a terminal and key=value lines anywhere else."""
+    if requested != "auto":
+        return requested
+    return "pretty" if console.is_terminal else "plain"
+
+
+class LineWriter:
+    """One line per event, safe to call from several threads.
+
+    ``plain``: ``ts=… event=… key=value`` (values with spaces are JSON-quoted); ``json``: one JSON
+    object per line with the same keys; ``pretty``: coloured text for a terminal.
+    """
+
+    def __init__(self, console: Console, fmt: str) -> None:
         self.console = console
-        self.plain = plain
+        self.fmt = fmt
+        self._lock = threading.Lock()
+
+    def write(self, fields: dict[str, Any]) -> None:
+        if "ts" not in fields:
+            fields = {"ts": timestamp(), **fields}
+        if self.fmt == "json":
+            line = json.dumps(fields, ensure_ascii=False)
+        elif self.fmt == "plain":
+            line = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
+        else:
+            line = _pretty_line(fields)
+        with self._lock:
+            self.console.print(line, markup=self.fmt == "pretty", highlight=False,
+                               soft_wrap=True)
+
+
+def timestamp(now: float | None = None) -> str:
+    """UTC ISO-8601 with milliseconds, the ``ts`` of every log line."""
+    now = time.time() if now is None else now
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+_STYLES = {"error": "red", "promoted": "green", "iteration.finished": "cyan",
+           "recovered": "green", "stopping": "yellow", "stopped": "yellow"}
+
+
+def _pretty_line(fields: dict[str, Any]) -> str:
+    name = fields.get("flywheel", "")
+    event = fields.get("event", "")
+    detail = " ".join(f"{k}={_text(v)}" for k, v in fields.items()
+                      if k not in ("ts", "event", "flywheel"))
+    clock = str(fields.get("ts", ""))[11:19]
+    head = f"[dim]{clock}[/] " + (f"[bold]{escape(str(name))}[/] " if name else "")
+    return f"{head}[{_STYLES.get(event, 'default')}]{event}[/] {escape(detail)}"
+
+
+class Progress:
+    """A reconcile reporter: a spinner over the running stage on a terminal, lines otherwise."""
+
+    def __init__(self, console: Console, fmt: str) -> None:
+        self.console = console
+        self.lines = LineWriter(console, fmt)
         self.status: Any = None
 
     def __call__(self, event: Event) -> None:
-        fields = _event_fields(event)
+        fields = event_fields(event)
         if fields is None:
             return
-        if self.plain:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            self.console.print(" ".join([f"ts={stamp}", *(f"{k}={_quote(v)}" for k, v in
-                                                           fields.items())]),
-                               markup=False, highlight=False, soft_wrap=True)
-            return
-        self._pretty(event, fields)
-
-    def _pretty(self, event: Event, fields: dict[str, Any]) -> None:
-        name = fields.get("flywheel", "")
-        if isinstance(event, StageStarted):
-            text = f"[bold]{name}[/] {event.iteration_id}: {event.stage}…"
+        if self.lines.fmt == "pretty" and isinstance(event, StageStarted):
+            text = f"[bold]{event.flywheel}[/] {event.iteration_id}: {event.stage}…"
             if self.status is None:
                 self.status = self.console.status(text)
                 self.status.start()
@@ -72,11 +120,7 @@ class Progress:
                 self.status.update(text)
             return
         self.stop()
-        style = {"error": "red", "promoted": "green", "iteration.finished": "cyan"}.get(
-            fields["event"], "")
-        detail = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("event", "flywheel"))
-        self.console.print(f"[bold]{name}[/] [{style or 'default'}]{fields['event']}[/] "
-                           f"{detail}", highlight=False, soft_wrap=True)
+        self.lines.write(fields)
 
     def stop(self) -> None:
         if self.status is not None:
@@ -84,7 +128,8 @@ class Progress:
             self.status = None
 
 
-def _event_fields(event: Event) -> dict[str, Any] | None:
+def event_fields(event: Event) -> dict[str, Any] | None:
+    """The fields of one reconcile event's log line (numbers stay numbers for JSON)."""
     if isinstance(event, Planned):
         if event.plan.up_to_date:
             return {"event": "up-to-date", "flywheel": event.flywheel,
@@ -101,27 +146,32 @@ def _event_fields(event: Event) -> dict[str, Any] | None:
                 "iteration": event.iteration_id, "stage": event.stage}
     if isinstance(event, IterationFinished):
         r = event.record
-        fields = {"event": "iteration.finished", "flywheel": event.flywheel,
-                  "iteration": r.flywheel_iteration_id, "status": r.status.value}
+        fields: dict[str, Any] = {"event": "iteration.finished", "flywheel": event.flywheel,
+                                  "iteration": r.flywheel_iteration_id, "status": r.status.value}
         if r.trained_model_version:
             fields |= {"trained": r.trained_model_version,
-                       "trained_f1": f1(_metric(r.trained_model_metrics)),
+                       "trained_f1": _rounded(_metric(r.trained_model_metrics)),
                        "active": r.evaluated_model_version or "none",
-                       "active_f1": f1(_metric(r.evaluated_model_metrics))}
+                       "active_f1": _rounded(_metric(r.evaluated_model_metrics))}
         if r.decision:
             fields["decision"] = r.decision.reason
         if r.status.value != "COMPLETED":
             fields["message"] = r.message
         if r.duration_seconds is not None:
-            fields["seconds"] = f"{r.duration_seconds:.1f}"
+            fields["seconds"] = round(r.duration_seconds, 1)
         return fields
     if isinstance(event, Promoted):
         p = event.promotion
         return {"event": "promoted", "flywheel": event.flywheel, "version": p.version,
                 "previous": p.previous_version or "none", "kind": p.kind, "reason": p.reason}
     if isinstance(event, Failed):
-        return {"event": "error", "flywheel": event.flywheel or "-", "error": str(event.error)}
+        return {"event": "error", "flywheel": event.flywheel or "-", "error": str(event.error),
+                "kind": event.error.kind}
     return None
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _action_text(action: object) -> str:
@@ -136,23 +186,38 @@ def _action_text(action: object) -> str:
     return str(action)
 
 
+def _text(value: object) -> str:
+    return "—" if value is None else str(value)
+
+
 def _quote(value: object) -> str:
-    text = str(value)
+    text = _text(value)
     if not text or any(c in text for c in ' "=\t\n'):
         return json.dumps(text, ensure_ascii=False)
     return text
 
 
+def summary_fields(result: ReconcileResult) -> dict[str, Any]:
+    """The counts of one reconcile (the last line of ``--log-format json``)."""
+    return {"event": "reconcile.finished", "flywheels": len(result.flywheels),
+            "iterations": sum(1 for f in result.flywheels if f.iteration),
+            "promotions": sum(len(f.promotions) for f in result.flywheels),
+            "errors": len(result.all_errors),
+            "busy": [f.name for f in result.flywheels if f.busy],
+            "stopped": [f.name for f in result.flywheels if f.stopped]}
+
+
 def reconcile_summary(result: ReconcileResult) -> str:
-    iterated = sum(1 for f in result.flywheels if f.iteration)
-    promoted = sum(len(f.promotions) for f in result.flywheels)
-    busy = sum(1 for f in result.flywheels if f.busy)
-    errors = len(result.all_errors)
-    if not iterated and not promoted and not errors and not busy:
+    counts = summary_fields(result)
+    iterated, promoted, errors = counts["iterations"], counts["promotions"], counts["errors"]
+    busy, stopped = len(counts["busy"]), len(counts["stopped"])
+    if not iterated and not promoted and not errors and not busy and not stopped:
         return f"Nothing to do: {len(result.flywheels)} flywheel(s) up to date."
     parts = [f"{iterated} iteration(s)", f"{promoted} promotion(s)", f"{errors} error(s)"]
     if busy:
         parts.append(f"{busy} busy (another reconciler is on it)")
+    if stopped:
+        parts.append(f"{stopped} stopped (the next reconcile resumes them)")
     return "Reconciled: " + ", ".join(parts) + "."
 
 

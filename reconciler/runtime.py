@@ -18,9 +18,10 @@ from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_specs
 from reconciler.core.planner import ApplyDecision, Iterate, Pin, Plan, Unpin, plan
 from reconciler.core.state import FlywheelStatus, IterationRecord, Observed, PromotionRecord
-from reconciler.errors import FlywheelError, StateError
+from reconciler.errors import FlywheelError, StateError, Stopped
 from reconciler.events import Failed, Planned, Promoted, Reporter, ignore
 from reconciler.iteration import IterationRun, promote, recover
+from reconciler.stopping import NEVER, StopRequest
 
 
 @dataclass
@@ -32,6 +33,7 @@ class FlywheelResult:
     promotions: list[PromotionRecord] = field(default_factory=list)
     error: FlywheelError | None = None
     busy: bool = False
+    stopped: bool = False
 
 
 @dataclass
@@ -51,6 +53,11 @@ class ReconcileResult:
     def changed(self) -> bool:
         return any(f.iteration or f.promotions for f in self.flywheels)
 
+    @property
+    def stopped(self) -> bool:
+        """A stop was asked for and some work was set aside (resumed by the next reconcile)."""
+        return any(f.stopped for f in self.flywheels)
+
 
 @dataclass(frozen=True)
 class Inputs:
@@ -63,8 +70,13 @@ class Inputs:
 
 
 def reconcile(root: Path, *, report: Reporter = ignore, only: set[str] | None = None,
-              clock: Callable[[], float] = time.time) -> ReconcileResult:
-    """Bring every flywheel (or those named in ``only``) to its spec's desired state."""
+              clock: Callable[[], float] = time.time,
+              stop: StopRequest = NEVER) -> ReconcileResult:
+    """Bring every flywheel (or those named in ``only``) to its spec's desired state.
+
+    Once ``stop`` is raised no new work starts: the flywheels not reached yet are reported as
+    stopped, and a running iteration stops after its current stage.
+    """
     root = root.resolve()
     lake = Lake(root)
     cache = HashCache(root)
@@ -76,7 +88,11 @@ def reconcile(root: Path, *, report: Reporter = ignore, only: set[str] | None = 
         for spec_file in specs:
             if only is not None and spec_file.spec.name not in only:
                 continue
-            outcome = _reconcile_one(root, lake, cache, spec_file, clock, report)
+            if stop.is_set():
+                result.flywheels.append(FlywheelResult(spec_file.spec.name, spec_file.path,
+                                                       stopped=True))
+                continue
+            outcome = _reconcile_one(root, lake, cache, spec_file, clock, report, stop)
             result.flywheels.append(outcome)
             if outcome.error is not None:
                 report(Failed(outcome.name, outcome.error))
@@ -100,7 +116,8 @@ def plan_for(inputs: Inputs, now: float) -> Plan:
 
 
 def _reconcile_one(root: Path, lake: Lake, cache: HashCache, spec_file: SpecFile,
-                   clock: Callable[[], float], report: Reporter) -> FlywheelResult:
+                   clock: Callable[[], float], report: Reporter,
+                   stop: StopRequest) -> FlywheelResult:
     name = spec_file.spec.name
     outcome = FlywheelResult(name=name, spec_file=spec_file.path)
     try:
@@ -116,7 +133,9 @@ def _reconcile_one(root: Path, lake: Lake, cache: HashCache, spec_file: SpecFile
                 outcome.busy = True  # another reconciler is working on this flywheel now
                 outcome.plan = first
                 return outcome
-            _act(root, lake, cache, spec_file, outcome, clock, report)
+            _act(root, lake, cache, spec_file, outcome, clock, report, stop)
+    except Stopped:
+        outcome.stopped = True
     except FlywheelError as exc:
         exc.flywheel = exc.flywheel or name
         outcome.error = exc
@@ -124,7 +143,7 @@ def _reconcile_one(root: Path, lake: Lake, cache: HashCache, spec_file: SpecFile
 
 
 def _act(root: Path, lake: Lake, cache: HashCache, spec_file: SpecFile, outcome: FlywheelResult,
-         clock: Callable[[], float], report: Reporter) -> None:
+         clock: Callable[[], float], report: Reporter, stop: StopRequest) -> None:
     """Under the flywheel lock: settle leftovers, plan again on fresh state, execute."""
     name = spec_file.spec.name
 
@@ -155,8 +174,10 @@ def _act(root: Path, lake: Lake, cache: HashCache, spec_file: SpecFile, outcome:
             if not is_dvc_repo(root):
                 raise StateError(f"{root} is not a DVC repository; run `flywheel init` there")
             corpus = load_corpus(spec_file.spec, root)
+            stop.check("the iteration")
             run = IterationRun(root=root, lake=lake, spec_file=spec_file,
                                observed=lake.observe(name), status=status, action=action,
-                               files=inputs.files, corpus=corpus, now=clock(), report=on_event)
+                               files=inputs.files, corpus=corpus, now=clock(), report=on_event,
+                               stop=stop)
             outcome.iteration = run.record
             run.run()

@@ -386,6 +386,22 @@ def test_non_retryable_failure_is_not_retried(state: IterationStatus) -> None:
     assert state.value in result.notes[0]
 
 
+def test_a_stopped_iteration_resumes_at_once_without_using_an_attempt() -> None:
+    last = failed(2, status=IterationStatus.STOPPED)
+    result = plan(SPEC, observed(last), {"d1": MD5_A}, now=T0 + 1)
+    action = only(result.actions, Iterate)
+    assert action.attempt == 2
+    assert action.reason.startswith(f"resume iteration {last.flywheel_iteration_id}")
+    assert result.retry_at is None
+
+
+def test_a_waiting_retry_says_when_it_is_due() -> None:
+    last = failed(1)
+    result = plan(SPEC, observed(last), {"d1": MD5_A}, now=T0 + 1)
+    assert result.actions == ()
+    assert result.retry_at == (last.end_time or last.creation_time) + BACKOFF_SECONDS
+
+
 def test_a_spec_change_after_giving_up_starts_afresh() -> None:
     last = failed(MAX_ATTEMPTS)
     tuned = make_spec(recipe={"algorithm": "linear-svm", "C": 5.0})

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.adapters.files import file_lock
-from reconciler.errors import PipelineError, TransientError
+from reconciler.errors import PipelineError, Stopped, TransientError
 
 DVC_LOCK = ".flywheel/locks/dvc"
 DVC_LOCK_TIMEOUT = 600.0
+#: Exit statuses of a stage command killed by SIGINT or SIGTERM (directly, or through a shell).
+_INTERRUPTED_STATUSES = frozenset({-2, -15, 130, 143})
 
 
 def is_dvc_repo(root: Path) -> bool:
@@ -88,6 +90,8 @@ class DvcSession:
             raise TransientError(f"{what}: DVC's repository lock is held: {exc}",
                                  delay=30.0) from exc
         except DvcException as exc:
+            if _interrupted(exc):
+                raise Stopped(f"{what}: the stage command was interrupted by a signal") from exc
             detail = _stage_error(self.log, offset) or str(exc)
             raise PipelineError(f"{what} failed: {detail} (log: {self._display_log()})") from exc
 
@@ -128,6 +132,19 @@ def _python_on_path() -> Iterator[None]:
         yield
     finally:
         os.environ["PATH"] = before
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether a DVC failure is a stage command that a SIGINT/SIGTERM killed."""
+    from dvc.stage.exceptions import StageCmdFailedError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, StageCmdFailedError):
+            status = str(seen).rpartition("exited with ")[2]
+            return status.lstrip("-").isdigit() and int(status) in _INTERRUPTED_STATUSES
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _stage_error(log: Path, offset: int) -> str | None:

@@ -65,6 +65,8 @@ class Plan:
     actions: tuple[Action, ...] = ()
     blocked: Blocked | None = None
     notes: tuple[str, ...] = field(default=())
+    #: When a failed iteration's backoff ends (epoch seconds), if a retry is waiting for it.
+    retry_at: float | None = None
 
     @property
     def up_to_date(self) -> bool:
@@ -98,12 +100,12 @@ def plan(spec: FlywheelSpec, observed: Observed, md5s: Mapping[str, str], now: f
     if pending:
         actions.append(pending)
     digest = input_digest(spec, md5s)
-    iterate, note = _iteration(spec, observed, md5s, digest, now)
+    iterate, note, retry_at = _iteration(spec, observed, md5s, digest, now)
     if iterate:
         actions.append(iterate)
     if note:
         notes.append(note)
-    return Plan(spec.name, actions=tuple(actions), notes=tuple(notes))
+    return Plan(spec.name, actions=tuple(actions), notes=tuple(notes), retry_at=retry_at)
 
 
 def _changed_dataset(spec: FlywheelSpec, observed: Observed,
@@ -162,8 +164,11 @@ def _pending_decision(spec: FlywheelSpec, observed: Observed) -> ApplyDecision |
     return ApplyDecision(last.flywheel_iteration_id, last.trained_model_version, decision.reason)
 
 
+Decision = tuple[Iterate | None, str | None, float | None]  # (action, note, retry at)
+
+
 def _iteration(spec: FlywheelSpec, observed: Observed, md5s: Mapping[str, str], digest: str,
-               now: float) -> tuple[Iterate | None, str | None]:
+               now: float) -> Decision:
     attempts = [it for it in observed.iterations if it.input_digest == digest]
     new = _new_datasets(spec, observed, md5s)
     if not attempts:
@@ -173,28 +178,31 @@ def _iteration(spec: FlywheelSpec, observed: Observed, md5s: Mapping[str, str], 
             reason = "new datasets: " + ", ".join(new)
         else:
             reason = "recipe or task changed"
-        return Iterate(digest, new, 1, reason), None
+        return Iterate(digest, new, 1, reason), None, None
     last = attempts[-1]
     if last.status is IterationStatus.COMPLETED:
-        return None, f"up to date (iteration {last.flywheel_iteration_id})"
+        return None, f"up to date (iteration {last.flywheel_iteration_id})", None
     if not last.status.terminal:
-        return None, f"iteration {last.flywheel_iteration_id} is {last.status.value}"
+        return None, f"iteration {last.flywheel_iteration_id} is {last.status.value}", None
+    if last.status is IterationStatus.STOPPED and last.retryable:
+        # Stopped on request (a shutdown), not a failure: resume now, same attempt number.
+        return Iterate(digest, new, last.attempt, f"resume iteration "
+                       f"{last.flywheel_iteration_id}, which was stopped"), None, None
     return _retry(last, new, digest, now)
 
 
-def _retry(last: IterationRecord, new: tuple[str, ...], digest: str,
-           now: float) -> tuple[Iterate | None, str | None]:
+def _retry(last: IterationRecord, new: tuple[str, ...], digest: str, now: float) -> Decision:
     failed = f"iteration {last.flywheel_iteration_id} {last.status.value}: {last.message}"
     if not last.retryable:
-        return None, failed + " (not retried: change the spec or data to try again)"
+        return None, failed + " (not retried: change the spec or data to try again)", None
     if last.attempt >= MAX_ATTEMPTS:
-        return None, failed + f" (gave up after {last.attempt} attempts)"
+        return None, failed + f" (gave up after {last.attempt} attempts)", None
     wait = BACKOFF_SECONDS * 2 ** (last.attempt - 1)
     due = (last.end_time or last.creation_time) + wait
     if now < due:
-        return None, failed + f" (retry in {due - now:.0f}s)"
+        return None, failed + f" (retry in {due - now:.0f}s)", due
     return Iterate(digest, new, last.attempt + 1, f"retry {last.attempt + 1} after: "
-                   f"{last.message}"), None
+                   f"{last.message}"), None, None
 
 
 def _new_datasets(spec: FlywheelSpec, observed: Observed,

@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     except FlywheelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
