@@ -1,8 +1,9 @@
 """``flywheel``: the command line. Thin: parse, call the library, render, map errors to exits.
 
 Exit codes: 0 success; 1 one or more flywheels (or spec files) failed, the others were handled;
-2 the command itself could not run (usage, not a repository, unknown flywheel); 130 a stop was
-asked for (SIGTERM, Ctrl-C) and work was set aside for the next reconcile.
+2 the command itself could not run (usage, not a repository, unknown flywheel, a daemon already
+serving the repository); 3 ``status``: no daemon is running; 130 a stop was asked for (SIGTERM,
+Ctrl-C) and work was set aside for the next reconcile.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rich.console import Console
 
 from reconciler.errors import FlywheelError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_STOPPED = 0, 1, 2, 3, 130
 #: Columns of tables printed to a pipe or file (no terminal to measure).
 NON_TERMINAL_WIDTH = 240
 
@@ -57,6 +58,20 @@ def _parser() -> argparse.ArgumentParser:
                 "Iterate and promote until every flywheel matches its spec.")
     p.add_argument("names", nargs="*", metavar="NAME", help="only these flywheels")
     _log_format_option(p)
+    p = command("watch", _watch, "Serve as a daemon: reconcile whenever specs/ or data/ "
+                "change, and every --resync seconds.", output=False)
+    _log_format_option(p)
+    p.add_argument("--debounce", type=_seconds, default=0.25, metavar="SECONDS",
+                   help="quiet time that ends a burst of file events (default 0.25)")
+    p.add_argument("--settle", type=_seconds, default=1.0, metavar="SECONDS",
+                   help="dataset files must be unchanged this long before training (default 1)")
+    p.add_argument("--resync", type=_seconds, default=300.0, metavar="SECONDS",
+                   help="full pass even without events (default 300)")
+    p.add_argument("--grace", type=_seconds, default=60.0, metavar="SECONDS",
+                   help="on SIGTERM, how long a running stage gets to finish (default 60)")
+    p.add_argument("--max-iterations", type=int, default=1, metavar="N",
+                   help="iterations running at once (default 1; DVC runs them one by one)")
+    command("status", _status, "What the watch daemon is doing now (exit 3 if not running).")
     p = command("validate", _validate, "Check every spec and dataset file; write nothing.")
     command("list", _list, "List flywheels: active model, latest iteration, F1, conditions.")
     p = command("describe", _describe, "Describe one flywheel (DescribeFlywheel).")
@@ -92,6 +107,16 @@ def _log_format_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=("auto", "pretty", "plain", "json"),
                         default="auto", help="event lines: pretty on a terminal, key=value lines "
                         "otherwise, or one JSON object per line")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < 10**7:
+        raise argparse.ArgumentTypeError(f"out of range: {text}")
+    return value
 
 
 def _root(args: argparse.Namespace) -> Path:
@@ -144,6 +169,32 @@ def _reconcile(args: argparse.Namespace, out: Console, err: Console) -> int:
     if result.stopped:
         return EXIT_STOPPED
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _watch(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.daemon.loop import WatchDaemon, WatchOptions
+    from reconciler.render import LineWriter, log_format
+
+    if args.max_iterations < 1:
+        raise FlywheelError("--max-iterations must be at least 1")
+    options = WatchOptions(quiet=args.debounce, settle=args.settle, resync=max(args.resync, 1.0),
+                           grace=args.grace, max_iterations=args.max_iterations)
+    lines = LineWriter(err, log_format(args.log_format, err))
+    return WatchDaemon(_root(args), options, lines).run()
+
+
+def _status(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.daemon.status import read_status, running_pid
+    from reconciler.render import print_json, watch_status_text
+
+    root = _root(args)
+    pid = running_pid(root)
+    status = read_status(root)
+    if args.output == "json":
+        print_json({"Running": pid is not None, "Status": status})
+    else:
+        out.print(watch_status_text(status, running=pid is not None), highlight=False)
+    return EXIT_OK if pid is not None else EXIT_NOT_RUNNING
 
 
 def _validate(args: argparse.Namespace, out: Console, err: Console) -> int:

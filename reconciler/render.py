@@ -68,15 +68,17 @@ class LineWriter:
     def write(self, fields: dict[str, Any]) -> None:
         if "ts" not in fields:
             fields = {"ts": timestamp(), **fields}
+        if self.fmt == "pretty":
+            with self._lock:
+                self.console.print(_pretty_line(fields), highlight=False, soft_wrap=True)
+            return
         if self.fmt == "json":
             line = json.dumps(fields, ensure_ascii=False)
-        elif self.fmt == "plain":
-            line = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
         else:
-            line = _pretty_line(fields)
-        with self._lock:
-            self.console.print(line, markup=self.fmt == "pretty", highlight=False,
-                               soft_wrap=True)
+            line = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
+        with self._lock:  # machine-read lines go out verbatim: no markup, emoji or wrapping
+            self.console.file.write(line + "\n")
+            self.console.file.flush()
 
 
 def timestamp(now: float | None = None) -> str:
@@ -203,6 +205,7 @@ def summary_fields(result: ReconcileResult) -> dict[str, Any]:
             "iterations": sum(1 for f in result.flywheels if f.iteration),
             "promotions": sum(len(f.promotions) for f in result.flywheels),
             "errors": len(result.all_errors),
+            "failed": [f.name for f in result.flywheels if f.error],
             "busy": [f.name for f in result.flywheels if f.busy],
             "stopped": [f.name for f in result.flywheels if f.stopped]}
 
@@ -239,6 +242,42 @@ def reconcile_json(result: ReconcileResult) -> dict[str, Any]:
         ],
         "Errors": [str(e) for e in result.errors],
     }
+
+
+def watch_status_text(status: dict[str, Any] | None, *, running: bool) -> str:
+    """``flywheel status``: the daemon's status file as a few readable lines."""
+    if status is None:
+        return "The watch daemon is not running (no status file)." if not running else \
+            "The watch daemon is starting."
+    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(status.get("StartTime", 0)))
+    head = (f"Watch daemon pid {status.get('Pid')}: {status.get('State')} (since {since})"
+            if running else f"The watch daemon is not running (last state "
+            f"{status.get('State')}, pid {status.get('Pid')}, started {since}).")
+    lines = [head]
+    for job in status.get("Running", []):
+        doing = f"iteration {job['FlywheelIterationId']}" if job.get("FlywheelIterationId") \
+            else job.get("Kind", "").lower()
+        lines.append(f"  running  {job['FlywheelName']}: {doing}"
+                     + (f", stage {job['Stage']}" if job.get("Stage") else "")
+                     + (" (stop requested)" if job.get("StopRequested") else ""))
+    for name, why in (status.get("Waiting") or {}).items():
+        lines.append(f"  waiting  {name}: {why}")
+    for error in status.get("Errors", []):
+        lines.append(f"  error    {error['Where']}: {error['Message']}")
+    last = status.get("LastPass") or {}
+    if last:
+        lines.append(f"  last pass {_ago(last.get('Time'))}: {last.get('Flywheels')} flywheel(s),"
+                     f" {last.get('Errors')} error(s); trigger: {last.get('Trigger')}")
+    counters = status.get("Counters") or {}
+    if counters:
+        lines.append("  counters  " + ", ".join(f"{k} {v}" for k, v in counters.items()))
+    return "\n".join(lines)
+
+
+def _ago(when: float | None) -> str:
+    if when is None:
+        return "never"
+    return f"{max(time.time() - when, 0):.0f}s ago"
 
 
 # inspection -------------------------------------------------------------------------------

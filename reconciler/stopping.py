@@ -49,12 +49,14 @@ NEVER = StopRequest()  # the request nobody raises, for callers that cannot be s
 
 @contextlib.contextmanager
 def graceful_signals(stop: StopRequest, *, force: Callable[[str], None] | None = None,
-                     notice: str | None = None) -> Iterator[None]:
+                     notice: str | None = None,
+                     wake: Callable[[str], None] | None = None) -> Iterator[None]:
     """While inside, SIGTERM/SIGINT raise ``stop``; a second signal calls ``force``.
 
     ``force`` defaults to raising ``KeyboardInterrupt`` (stop now). ``notice`` is written to
-    stderr on the first signal. Outside the main thread this does nothing (Python only delivers
-    signals there).
+    stderr on the first signal; ``wake("signal")`` is called on every signal, after the flag is
+    set, so a loop blocked on a condition notices. Outside the main thread this does nothing
+    (Python only delivers signals there).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -67,10 +69,12 @@ def graceful_signals(stop: StopRequest, *, force: Callable[[str], None] | None =
             if notice:
                 with contextlib.suppress(OSError):
                     os.write(2, f"{name}: {notice}\n".encode())
-            return
-        if force is None:
+        elif force is None:
             raise KeyboardInterrupt(name)
-        force(name)
+        else:
+            force(name)
+        if wake is not None:
+            wake("signal")
 
     previous = {sig: signal.signal(sig, handle) for sig in SIGNALS}
     try:

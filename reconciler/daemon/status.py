@@ -1,0 +1,69 @@
+"""The daemon's status file and its single-instance lock.
+
+``.flywheel/watch/status.json`` is rewritten atomically whenever the daemon's state changes:
+its pid, state (STARTING, IDLE, RECONCILING, ITERATING, STOPPING, STOPPED), the jobs running now
+(flywheel, iteration, stage), what the last pass found, the errors it is reporting, the next
+resync and counters. ``flywheel status`` reads it; the lock tells a live daemon from a stale file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from reconciler.adapters.files import atomic_write_json, file_lock, read_json
+from reconciler.adapters.lake import LOCKS_DIR
+from reconciler.errors import FlywheelError, TransientError
+
+STATUS_FILE = ".flywheel/watch/status.json"
+LOCK_FILE = f"{LOCKS_DIR}/watch.lock"
+
+
+class AlreadyRunning(FlywheelError):
+    """Another daemon serves this repository."""
+
+
+def write_status(root: Path, status: dict[str, Any]) -> None:
+    atomic_write_json(root / STATUS_FILE, status)
+
+
+def read_status(root: Path) -> dict[str, Any] | None:
+    try:
+        data = read_json(root / STATUS_FILE)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@contextlib.contextmanager
+def single_instance(root: Path) -> Iterator[None]:
+    """Hold the repository's daemon lock, or refuse with who holds it."""
+    try:
+        with file_lock(root / LOCK_FILE, timeout=0, what="the watch daemon"):
+            yield
+    except TransientError as exc:
+        raise AlreadyRunning(f"another `flywheel watch` (pid {holder(root) or '?'}) is already "
+                             f"serving {root}; stop it first or use `flywheel status`") from exc
+
+
+def running_pid(root: Path) -> int | None:
+    """The pid of the daemon serving ``root``, or None if none is running."""
+    lock = root / LOCK_FILE
+    if not lock.exists():
+        return None
+    try:
+        with file_lock(lock, timeout=0, what="the watch daemon"):
+            return None  # we got the lock: nobody holds it
+    except TransientError:
+        return holder(root) or -1
+
+
+def holder(root: Path) -> int | None:
+    """The pid written into the lock file by its holder."""
+    try:
+        text = (root / LOCK_FILE).read_text("utf-8").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
