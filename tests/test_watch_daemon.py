@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -161,6 +162,20 @@ def test_a_dataset_still_being_written_waits_to_settle(repo: Path, daemons) -> N
     daemon.wait_for("iteration.finished", flywheel="alpha", count=2, status="COMPLETED")
     (_, second) = iteration_records(repo, "alpha")
     assert second["numberOfTrainDocuments"] == 100 + len(rows)
+    assert daemon.stop() == 0
+
+
+def test_a_data_folder_made_after_start_is_watched(repo: Path, daemons) -> None:
+    shutil.rmtree(repo / "data")
+    save(repo / "specs/alpha.yaml", spec_text("alpha", LABELS, datasets("v1")))
+    daemon = daemons(repo)
+    error = daemon.wait_for("error", flywheel="alpha")
+    assert "dataset file not found: data/v1.csv" in error["error"]
+    add_data(repo)  # creates data/ and its files: the root watch sees data/ appear
+    daemon.wait_for("recovered", flywheel="alpha")
+    daemon.wait_for("iteration.finished", flywheel="alpha", status="COMPLETED")
+    save(repo / "specs/alpha.yaml", spec_text("alpha", LABELS, datasets("v1", "v2")))
+    daemon.wait_for("iteration.finished", flywheel="alpha", status="COMPLETED", count=2)
     assert daemon.stop() == 0
 
 

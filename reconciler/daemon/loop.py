@@ -16,6 +16,7 @@ only a safety net.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -104,6 +105,7 @@ class WatchDaemon:
         """Serve until SIGTERM/SIGINT; 0 after a clean shutdown."""
         with single_instance(self.root), graceful_signals(self.stop, force=self._force,
                                                           wake=self.trigger.poke):
+            _route_watchdog_logs(self.lines)
             self.observer = Observer()
             self.handler = ChangeHandler(ChangeFilter(self.root), self.trigger)
             self.observer.schedule(self.handler, str(self.root), recursive=False)
@@ -387,3 +389,20 @@ class WatchDaemon:
                          "Promotions": self.counters.promotions,
                          "FailedJobs": self.counters.failures},
         }
+
+
+class _LogLines(logging.Handler):
+    """watchdog's own warnings, as the daemon's log lines (not stray text in a JSON log)."""
+
+    def __init__(self, lines: LineWriter) -> None:
+        super().__init__(logging.WARNING)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.write({"event": "watcher.warning", "message": record.getMessage()})
+
+
+def _route_watchdog_logs(lines: LineWriter) -> None:
+    logger = logging.getLogger("watchdog")
+    logger.handlers = [_LogLines(lines)]
+    logger.propagate = False
