@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                 "Iterate and promote until every flywheel matches its spec.")
     p.add_argument("names", nargs="*", metavar="NAME", help="only these flywheels")
     _log_format_option(p)
+    p.add_argument("--names-from-stdin", action="store_true", help="start up, then read the "
+                   "flywheel names from one line of stdin; none: exit (a warm worker of `watch`)")
     p = command("watch", _watch, "Serve as a daemon: reconcile whenever specs/ or data/ "
                 "change, and every --resync seconds.", output=False)
     _log_format_option(p)
@@ -151,13 +153,18 @@ def _reconcile(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.stopping import StopRequest, graceful_signals
 
     root = _root(args)
+    names = set(args.names)
+    if args.names_from_stdin:
+        names |= set(sys.stdin.readline().split())
+        if not names:
+            return EXIT_OK
     fmt = log_format(args.log_format, err)
     progress = Progress(err, fmt)
     stop = StopRequest()
     notice = "stopping after the current stage (send it again to stop now)"
     try:
         with graceful_signals(stop, notice=notice):
-            result = reconcile(root, report=progress, only=set(args.names) or None, stop=stop)
+            result = reconcile(root, report=progress, only=names or None, stop=stop)
     finally:
         progress.stop()
     if args.output == "json":

@@ -87,6 +87,7 @@ class WatchDaemon:
         self.trigger = Trigger(quiet=self.options.quiet, max_delay=self.options.max_delay)
         self.force = threading.Event()
         self.workers: dict[str, Worker] = {}
+        self.spare: Worker | None = None  # started ahead, waiting for its flywheel
         self.finished: list[Worker] = []
         self.flywheels: dict[str, FlywheelState] = {}
         self.errors: dict[str, str] = {}  # flywheel or file -> the error last logged
@@ -171,6 +172,7 @@ class WatchDaemon:
                      errors=self.last_pass["Errors"], started=", ".join(dispatched) or "none",
                      running=", ".join(sorted(self.workers)) or "none",
                      seconds=self.last_pass["Seconds"])
+        self._keep_a_spare()
         self._settle_state()
 
     def _consider(self, view: FlywheelView) -> str | None:
@@ -233,10 +235,10 @@ class WatchDaemon:
         return max(newest + self.options.settle - time.time(), 0.0)
 
     def _start(self, name: str, kind: str, view: FlywheelView) -> None:
-        worker = Worker(self.root, name, kind, emit=self.lines.write,
-                        on_change=lambda _: self._write_status(),
-                        on_exit=self._exited)
-        worker.start()
+        worker, self.spare = self.spare, None
+        if worker is None or not worker.running or not worker.assign(name, kind):
+            worker = self._new_worker()
+            worker.assign(name, kind)
         self.workers[name] = worker
         self.counters.jobs += 1
         actions = "; ".join(getattr(a, "reason", "") for a in view.plan.actions) \
@@ -244,8 +246,22 @@ class WatchDaemon:
         self.log("job.started", flywheel=name, kind=kind.lower(), pid=worker.pid,
                  reason=actions or "finish an interrupted iteration")
 
+    def _new_worker(self) -> Worker:
+        return Worker(self.root, emit=self.lines.write, on_change=lambda _: self._write_status(),
+                      on_exit=self._exited)
+
+    def _keep_a_spare(self) -> None:
+        """Have a warm worker waiting, started while nothing else runs (no CPU contention)."""
+        if self.stop.is_set() or self.workers:
+            return
+        if self.spare is not None and self.spare.running:
+            return
+        self.spare = self._new_worker()
+
     def _exited(self, worker: Worker) -> None:
         """From the worker's reader thread: hand the worker to the loop and wake it."""
+        if not worker.assigned:
+            return  # a spare that was discarded or died; the next pass starts another
         with self._status_lock:
             self.finished.append(worker)
         self.trigger.poke(f"job ended: {worker.name}")
@@ -322,6 +338,8 @@ class WatchDaemon:
         self.log("stopping", reason=self.stop.reason or "error", running=", ".join(running)
                  or "none", grace=self.options.grace)
         self.observer.stop()
+        if self.spare is not None:
+            self.spare.discard()
         for worker in self.workers.values():
             worker.request_stop()
         self._write_status()
@@ -379,6 +397,7 @@ class WatchDaemon:
             "StartTime": round(self.started, 3),
             "UpdatedTime": round(now, 3),
             "Running": [w.describe() for w in self.workers.values()],
+            "WarmWorkerPid": self.spare.pid if self.spare and self.spare.running else None,
             "Waiting": {name: m.waiting for name, m in sorted(self.flywheels.items())
                         if m.waiting},
             "Errors": [{"Where": k, "Message": v} for k, v in sorted(self.errors.items())],
