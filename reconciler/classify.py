@@ -21,7 +21,6 @@ class Classification:
 def classify(root: Path, name: str, texts: list[str],
              version: str | None = None) -> tuple[str, list[Classification]]:
     """Classify ``texts`` with ``version`` (default: the active model); returns the version used."""
-    from reconciler.stages import recipes
     from reconciler.stages.modelfile import load_model
 
     observed = Lake(root).observe(name)
@@ -33,6 +32,9 @@ def classify(root: Path, name: str, texts: list[str],
     if record is None:
         raise StateError(f"flywheel {name!r} has no model version {chosen}")
     model = load_model(root / record.file, record.sha256, display=record.file)
+    # Imported only now: scikit-learn takes seconds to import, and a refused file needs none.
+    from reconciler.stages import recipes
+
     mode = Mode(record.mode)
     predicted = recipes.predict(model, texts, mode, record.labels)
     scores, kind = recipes.scores(model, texts, mode, record.labels)

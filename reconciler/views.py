@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.adapters.datasets import HashCache
+from reconciler.adapters.datasets import HashCache, load_corpus
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_specs
 from reconciler.core.planner import Iterate, Plan
@@ -62,8 +62,14 @@ class FlywheelView:
         return completed[-1] if completed else None
 
 
-def all_views(root: Path, names: set[str] | None = None) -> list[FlywheelView]:
-    """One view per spec (and per spec file that fails to load)."""
+def all_views(root: Path, names: set[str] | None = None, *,
+              check_data: bool = False) -> list[FlywheelView]:
+    """One view per spec (and per spec file that fails to load).
+
+    With ``check_data`` (``flywheel validate``), a flywheel with an iteration due also has the
+    rows of its datasets read and checked, so a bad row is reported before a reconcile meets it;
+    without it (``list``, the daemon's passes) no dataset content is read.
+    """
     root = root.resolve()
     lake = Lake(root)
     cache = HashCache(root)
@@ -80,6 +86,8 @@ def all_views(root: Path, names: set[str] | None = None) -> list[FlywheelView]:
             inputs = read_inputs(root, lake, cache, spec_file)
             observed = inputs.observed
             plan = plan_for(inputs, now)
+            if check_data and any(isinstance(action, Iterate) for action in plan.actions):
+                load_corpus(spec_file.spec, root)
         except FlywheelError as exc:
             error = exc
             with contextlib.suppress(FlywheelError):

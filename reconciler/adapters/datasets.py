@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import stat
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,9 +46,12 @@ class DatasetFile:
 
 def resolve_inside(root: Path, relative: str) -> Path:
     """``root / relative`` with symlinks resolved; ValueError unless it stays inside ``data/``."""
-    real_root = root.resolve()
-    data_dir = (root / DATA_DIR).resolve()
-    target = (root / relative).resolve()
+    try:
+        real_root = root.resolve()
+        data_dir = (root / DATA_DIR).resolve()
+        target = (root / relative).resolve()
+    except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise ValueError(f"{relative!r} cannot be resolved: {exc}") from exc
     if not (target.is_relative_to(real_root) and target.is_relative_to(data_dir)):
         raise ValueError(f"{relative!r} resolves outside the repository's {DATA_DIR}/ folder "
                          f"(to {target})")
@@ -113,14 +117,21 @@ def fingerprint(spec: FlywheelSpec, spec_path: str, lines_of: Callable[..., int 
             path = resolve_inside(root, dataset.path)
         except ValueError as exc:
             raise error(str(exc)) from exc
-        if not path.is_file():
-            raise error(f"dataset file not found: {dataset.path}")
+        try:
+            info = path.stat()
+        except OSError:
+            raise error(f"dataset file not found: {dataset.path}") from None
+        if stat.S_ISDIR(info.st_mode):
+            raise error(f"dataset file not found: {dataset.path} is a directory")
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            raise error(f"{dataset.path} is not a regular file")
+        if info.st_size > MAX_DATASET_BYTES:  # checked before hashing: do not read what is refused
+            raise error(f"{dataset.path} is {info.st_size} bytes; the limit is "
+                        f"{MAX_DATASET_BYTES}")
         try:
             md5, size = cache.md5(path)
         except OSError as exc:
             raise error(f"cannot read {dataset.path}: {exc.strerror}") from exc
-        if size > MAX_DATASET_BYTES:
-            raise error(f"{dataset.path} is {size} bytes; the limit is {MAX_DATASET_BYTES}")
         files.append(DatasetFile(dataset=dataset, md5=md5, size=size))
     return files
 
@@ -142,6 +153,10 @@ def read_dataset(path: Path, display: str, task: TaskConfig) -> list[Document]:
                         line=line)
     declared = set(task.labels)
     documents: list[Document] = []
+    # The csv module's own cell limit (131,072 by default) would refuse long documents with a
+    # "malformed CSV" message before MAX_ROW_CHARS could name the real problem.
+    if csv.field_size_limit() <= MAX_ROW_CHARS:
+        csv.field_size_limit(MAX_ROW_CHARS + 1)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     line = 1
     try:
@@ -180,12 +195,18 @@ def _document(row: list[str], line: int, file: str, task: TaskConfig,
     for part in parts:
         if part not in declared:
             if not part:
-                raise fail(f"empty label in {label_cell!r}")
+                raise fail(f"empty label in {_shown(label_cell)}")
             shown = ", ".join(sorted(declared)[:12])
-            raise fail(f"unknown label {part!r} (declared: {shown})")
+            raise fail(f"unknown label {_shown(part)} (declared: {shown})")
     if len(set(parts)) != len(parts):
-        raise fail(f"label repeated in {label_cell!r}")
+        raise fail(f"label repeated in {_shown(label_cell)}")
     return Document(labels=frozenset(parts), text=text, line=line)
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a cell can be a megabyte long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,15 @@ Every write is atomic; finished iteration records and version records refuse to 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from reconciler.adapters.files import atomic_write_json, atomic_write_text, file_lock, read_json
+from reconciler.core.spec import NAME_PATTERN, VERSION_PATTERN
 from reconciler.core.state import (
     FlywheelStatus,
     IterationRecord,
@@ -31,6 +34,8 @@ from reconciler.errors import StateError, TransientError
 from reconciler.stages.workspace import LAKE_DIR, Workspace
 
 LOCKS_DIR = ".flywheel/locks"
+ITERATION_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"
+_R = TypeVar("_R", bound=BaseModel)
 
 
 class Lake:
@@ -38,6 +43,9 @@ class Lake:
         self.root = root
 
     def folder(self, name: str) -> Path:
+        """``lake/<name>``; a name that is not a flywheel name (``../x``, ``a/b``) is refused."""
+        if not re.match(NAME_PATTERN, name) or len(name) > 63:
+            raise StateError(f"{name[:80]!r} is not a flywheel name (letters, digits and dashes)")
         return self.root / LAKE_DIR / name
 
     def flywheels(self) -> list[str]:
@@ -49,29 +57,60 @@ class Lake:
     # reading -------------------------------------------------------------------------------
 
     def observe(self, name: str) -> Observed:
+        """Every record of one flywheel, each checked against the file it came from.
+
+        The lake is committed to git, so its records are input like any other: a record whose
+        name, id or version disagrees with its file name, or whose model file lies anywhere but
+        ``lake/<name>/models/<vN>.skops``, is refused as corrupt rather than followed.
+        """
         folder = self.folder(name)
         status_file = folder / "status.json"
         status = self._load(status_file, FlywheelStatus) if status_file.exists() else None
-        iterations = tuple(
-            self._load(path, IterationRecord)
-            for path in sorted((folder / "iterations").glob("*.json"))
-        )
-        versions = {
-            path.stem: self._load(path, ModelVersionRecord)
-            for path in (folder / "versions").glob("v*.json")
-        }
-        return Observed(status=status, iterations=iterations, versions=versions)
+        if status is not None:
+            self._check(status_file, status.flywheel_name == name,
+                        f"flywheelName is not {name!r}")
+            self._check_version(status_file, "activeModel", status.active_model)
+        iterations: list[IterationRecord] = []
+        for path in sorted((folder / "iterations").glob("*.json")):
+            record = self._load(path, IterationRecord)
+            self._check(path, re.match(ITERATION_ID_PATTERN, path.stem) is not None
+                        and record.flywheel_iteration_id == path.stem
+                        and record.flywheel_name == name,
+                        "flywheelName or flywheelIterationId does not match the file")
+            for key in ("trained_model_version", "evaluated_model_version"):
+                self._check_version(path, key, getattr(record, key))
+            iterations.append(record)
+        versions: dict[str, ModelVersionRecord] = {}
+        for path in (folder / "versions").glob("v*.json"):
+            record = self._load(path, ModelVersionRecord)
+            self._check_version(path, "version", path.stem)
+            self._check(path, record.version == path.stem, "version does not match the file name")
+            expected = Workspace(name).model_file(path.stem).as_posix()
+            self._check(path, record.file == expected, f"file must be {expected}")
+            versions[path.stem] = record
+        return Observed(status=status, iterations=tuple(iterations), versions=versions)
 
     def evaluation(self, name: str, iteration_id: str, which: str) -> dict | None:
         path = self.folder(name) / "evaluation" / iteration_id / f"{which}.json"
         return read_json(path) if path.exists() else None
 
-    def _load(self, path: Path, model: type) -> object:
+    def _load(self, path: Path, model: type[_R]) -> _R:
         try:
             return model.model_validate(read_json(path))
         except (OSError, ValueError, ValidationError) as exc:
             raise StateError(f"corrupt lake record: {exc.__class__.__name__}: "
                              f"{str(exc).splitlines()[0]}", file=self._display(path)) from exc
+
+    def _check(self, path: Path, ok: bool, message: str) -> None:
+        if not ok:
+            raise StateError(f"corrupt lake record: {message}", file=self._display(path))
+
+    def _check_version(self, path: Path, key: str, version: object) -> None:
+        if version is not None and not (isinstance(version, str)
+                                        and re.match(VERSION_PATTERN, version)):
+            shown = repr(version)[:40]
+            raise StateError(f"corrupt lake record: {key} {shown} is not a version like v1",
+                             file=self._display(path))
 
     def _display(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()

@@ -9,12 +9,15 @@ error location maps back to a line in the file.
 
 from __future__ import annotations
 
+import contextlib
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
 import yaml
 from pydantic import ValidationError
+from yaml.reader import ReaderError
 
 from reconciler.core.spec import FlywheelSpec, LocatedValueError, Recipe
 from reconciler.errors import SpecError
@@ -23,10 +26,14 @@ SPECS_DIR = "specs"
 MAX_SPEC_BYTES = 256 * 1024
 MAX_DEPTH = 32
 MAX_NODES = 20_000
+MAX_INT = 2**63
 _STANDARD_TAGS = frozenset(
     "tag:yaml.org,2002:" + name
     for name in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp")
 )
+_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"})
+_NODE_TAGS: dict[type, str] = {yaml.SequenceNode: "tag:yaml.org,2002:seq",
+                               yaml.MappingNode: "tag:yaml.org,2002:map"}
 
 Loc = tuple[str | int, ...]
 
@@ -63,13 +70,22 @@ def spec_paths(root: Path) -> list[Path]:
 def load_spec(path: Path, root: Path) -> SpecFile:
     """Read, parse and validate one spec file; raises :class:`SpecError` on any problem."""
     relative = _relative(path, root)
+    _check_inside_specs(path, root, relative)
     try:
-        size = path.stat().st_size
-        if size > MAX_SPEC_BYTES:
-            raise SpecError(f"file is {size} bytes; the limit is {MAX_SPEC_BYTES}", file=relative)
-        raw = path.read_bytes()
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise SpecError("is a directory, not a spec file", file=relative)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            raise SpecError("is not a regular file", file=relative)
+        if info.st_size > MAX_SPEC_BYTES:
+            raise SpecError(f"file is {info.st_size} bytes; the limit is {MAX_SPEC_BYTES}",
+                            file=relative)
+        with path.open("rb") as handle:  # read at most one byte past the limit, whatever stat said
+            raw = handle.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise SpecError(f"cannot read: {exc.strerror}", file=relative) from exc
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"file is over the limit of {MAX_SPEC_BYTES} bytes", file=relative)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -89,7 +105,10 @@ def load_spec(path: Path, root: Path) -> SpecFile:
 def parse_yaml(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
     """Safe-compose ``text`` and build plain Python values plus a location -> line map."""
     _check_depth(text, file)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # its reader already refuses control characters
+    except ReaderError as exc:
+        raise _reader_error(exc, text, file) from exc
     try:
         if not loader.check_node():
             raise SpecError("the file is empty", file=file, line=1)
@@ -103,12 +122,21 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
         line = mark.line + 1 if mark else None
         problem = exc.problem or exc.context or "malformed YAML"
         raise SpecError(f"malformed YAML: {problem}", file=file, line=line) from exc
+    except ReaderError as exc:
+        raise _reader_error(exc, text, file) from exc
     except yaml.YAMLError as exc:
-        raise SpecError(f"malformed YAML: {exc}", file=file) from exc
+        raise SpecError(f"malformed YAML: {str(exc).splitlines()[0]}", file=file) from exc
     finally:
         loader.dispose()
     builder = _Builder(loader, file)
     return builder.build(root, (), 0), builder.lines
+
+
+def _reader_error(exc: ReaderError, text: str, file: str) -> SpecError:
+    """A character YAML does not allow (a NUL, a control character), with its line."""
+    line = text[: exc.position].count("\n") + 1
+    return SpecError(f"malformed YAML: character {exc.character:#06x} is not allowed", file=file,
+                     line=line)
 
 
 def _check_depth(text: str, file: str) -> None:
@@ -149,13 +177,28 @@ class _Builder:
         if depth > MAX_DEPTH:
             raise self.fail(f"nested deeper than {MAX_DEPTH} levels", node)
         if node.tag not in _STANDARD_TAGS:
-            raise self.fail(f"YAML tag {node.tag!r} is not allowed", node)
+            raise self.fail(f"YAML tag {node.tag!r} is not allowed", node, loc)
         self.lines.setdefault(loc, node.start_mark.line + 1)
+        kind = _NODE_TAGS.get(type(node))
+        if (node.tag in _COLLECTION_TAGS or kind in _COLLECTION_TAGS) and node.tag != kind:
+            raise self.fail(f"YAML tag {node.tag!r} does not fit a {node.id}", node, loc)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, loc, depth)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*loc, i), depth + 1) for i, item in enumerate(node.value)]
-        return self.loader.construct_object(node)
+        value = str(node.value)
+        shown = repr(value if len(value) <= 40 else value[:39] + "…")
+        try:
+            result = self.loader.construct_object(node)
+        except (ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+            # e.g. ``2001-13-45`` (a timestamp with month 13), an integer of 5,000 digits,
+            # ``!!int x``: PyYAML's constructors raise plain Python errors for these.
+            raise self.fail(f"cannot read {shown} as {node.tag.rsplit(':', 1)[-1]}", node,
+                            loc) from exc
+        if isinstance(result, int) and abs(result) >= MAX_INT:
+            # a 0x… integer of thousands of digits cannot even be printed in an error message
+            raise self.fail(f"integer {shown} is out of range", node, loc)
+        return result
 
     def _mapping(self, node: yaml.MappingNode, loc: Loc, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -230,15 +273,38 @@ def _line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
 def _dotted(loc: Loc) -> str:
     text = ""
     for step in loc:
-        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+        if isinstance(step, int):
+            text += f"[{step}]"
+            continue
+        if not step or not step.isprintable() or len(step) > 60:
+            step = repr(step[:60])  # a key is user input: a newline in it must not split the line
+        text += f".{step}" if text else step
     return text
 
 
 def _relative(path: Path, root: Path) -> str:
+    """``path`` as the user sees it under ``root`` (a symlink is named, not its target)."""
+    with contextlib.suppress(ValueError):
+        return path.absolute().relative_to(root.absolute()).as_posix()
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
+    except (ValueError, RuntimeError, OSError):
         return str(path)
+
+
+def _check_inside_specs(path: Path, root: Path, relative: str) -> None:
+    """A spec under ``specs/`` must resolve (symlinks included) inside ``specs/``."""
+    specs = root.absolute() / SPECS_DIR
+    if not path.absolute().is_relative_to(specs):
+        return  # a file named directly by a caller (benchmarks), not a repository spec
+    try:
+        target = path.resolve()
+        inside = target.is_relative_to(specs.resolve())
+    except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise SpecError(f"cannot be resolved: {exc}", file=relative) from exc
+    if not inside:
+        raise SpecError(f"resolves outside the repository's {SPECS_DIR}/ folder (to {target})",
+                        file=relative)
 
 
 def load_specs(root: Path) -> tuple[list[SpecFile], list[SpecError]]:

@@ -9,6 +9,7 @@ someone who knows Comprehend's ``CreateFlywheel`` and ``CreateDataset``.
 from __future__ import annotations
 
 import posixpath
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -20,6 +21,14 @@ NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
 VERSION_PATTERN = r"^v[1-9][0-9]*$"
 LABEL_DELIMITERS = " ~!@#$%^*-_+=|\\:;\t>?/"
 DATA_DIR = "data"
+#: A cell starting with one of these is run as a formula by spreadsheet programs; labels are
+#: written to CSV files (``per_label_f1.csv``), so such labels are refused unless they are plain
+#: numbers such as ``-1`` or ``+1``.
+FORMULA_STARTS = "=+-@"
+_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+#: scikit-learn's ``random_state`` must fit in 32 bits.
+MAX_SEED = 2**32 - 1
+MAX_ITERATIONS = 1_000_000
 
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=NAME_PATTERN)]
 Label = Annotated[str, Field(min_length=1, max_length=5000, pattern=r"^[^\x00-\x1f\x7f]*$")]
@@ -64,6 +73,7 @@ class _Model(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         use_enum_values=False,
+        allow_inf_nan=False,  # C: .inf passes "> 0" and would only fail inside a fit
     )
 
 
@@ -87,7 +97,11 @@ class TaskConfig(_Model):
     @classmethod
     def _unique_trimmed_labels(cls, labels: list[str]) -> list[str]:
         seen: set[str] = set()
-        for label in labels:
+        for index, label in enumerate(labels):
+            if label and label[0] in FORMULA_STARTS and not _NUMBER.fullmatch(label):
+                raise LocatedValueError(
+                    f"label {label[:40]!r} starts with {label[0]!r}: a spreadsheet would run it "
+                    "as a formula (labels are written to CSV files)", index)
             if label != label.strip():
                 raise ValueError(f"label {label!r} has leading or trailing spaces")
             if label in seen:
@@ -150,7 +164,7 @@ class Features(_Model):
 class _RecipeBase(_Model):
     features: Features = Features()
     holdout_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
 
 
 class LinearSvmRecipe(_RecipeBase):
@@ -159,7 +173,7 @@ class LinearSvmRecipe(_RecipeBase):
     algorithm: Literal["linear-svm"] = "linear-svm"
     c: float = Field(default=1.0, gt=0.0, alias="C")
     class_weight: Literal["balanced"] | None = None
-    max_iter: int = Field(default=5000, ge=1)
+    max_iter: int = Field(default=5000, ge=1, le=MAX_ITERATIONS)
 
 
 class LogisticRegressionRecipe(_RecipeBase):
@@ -168,7 +182,7 @@ class LogisticRegressionRecipe(_RecipeBase):
     algorithm: Literal["logistic-regression"]
     c: float = Field(default=10.0, gt=0.0, alias="C")
     class_weight: Literal["balanced"] | None = None
-    max_iter: int = Field(default=2000, ge=1)
+    max_iter: int = Field(default=2000, ge=1, le=MAX_ITERATIONS)
 
 
 class ComplementNbRecipe(_RecipeBase):

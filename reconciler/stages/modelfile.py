@@ -3,6 +3,8 @@
 A model file is checked twice before any object is built from it: its SHA-256 must match the
 version record (a tampered file is refused), and every type named in its schema must be one we
 put there ourselves (a file carrying any other type is refused, whatever skops would trust).
+skops and scikit-learn are imported only once a file has passed both checks (they take seconds
+to import), so a refusal is quick.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import hashlib
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
-
-import skops.io as sio
-from sklearn.pipeline import Pipeline
+from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import StateError
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 TRUSTED_TYPES: frozenset[str] = frozenset({
     "builtins.dict", "builtins.list", "builtins.str", "builtins.tuple", "builtins.int",
@@ -37,6 +39,8 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
 
 def save_model(pipeline: Pipeline, path: Path) -> str:
     """Write the model (atomically, via a temp file) and return its SHA-256."""
+    import skops.io as sio
+
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
     sio.dump(pipeline, temp)
@@ -54,9 +58,11 @@ def sha256_of(path: Path) -> str:
 
 def load_model(path: Path, expected_sha256: str | None = None, *, display: str = "") -> Pipeline:
     display = display or str(path)
-    if not path.is_file():
+    if not path.exists():
         raise StateError("model file is missing (run `dvc pull` to fetch it from the remote)",
                          file=display)
+    if not path.is_file():  # a folder, a FIFO or a device (/dev/zero would never end hashing)
+        raise StateError("model file is not a regular file", file=display)
     if expected_sha256 is not None:
         actual = sha256_of(path)
         if actual != expected_sha256:
@@ -67,6 +73,9 @@ def load_model(path: Path, expected_sha256: str | None = None, *, display: str =
     if untrusted:
         raise StateError(f"model file holds untrusted types: {', '.join(untrusted[:5])}",
                          file=display)
+    import skops.io as sio
+    from sklearn.pipeline import Pipeline
+
     try:
         model = sio.load(path, trusted=sorted(types))
     except Exception as exc:  # skops raises many kinds on a corrupt file
