@@ -179,6 +179,41 @@ def test_a_data_folder_made_after_start_is_watched(repo: Path, daemons) -> None:
     assert daemon.stop() == 0
 
 
+def test_a_failing_job_backs_off_and_a_data_fix_goes_through(repo: Path, daemons) -> None:
+    add_data(repo)
+    good = (repo / "data/v1.csv").read_text("utf-8")
+    (repo / "data/v1.csv").write_text(good + "chess,a label the task does not declare\n")
+    save(repo / "specs/alpha.yaml", spec_text("alpha", LABELS, datasets("v1")))
+    daemon = daemons(repo)
+    error = daemon.wait_for("error", flywheel="alpha")
+    assert error["error"].startswith("data/v1.csv:101:") and "chess" in error["error"]
+    assert daemon.wait_for("job.finished", flywheel="alpha")["exit"] == 1
+    waiting = daemon.wait_for("waiting", flywheel="alpha")
+    assert waiting["reason"].startswith("the last 1 job(s) failed; trying again in")
+    assert not (repo / "lake/alpha/iterations").exists()  # nothing recorded for bad data
+
+    save(repo / "data/v1.csv", good)  # new content, new digest: no need to wait out the pause
+    done = daemon.wait_for("iteration.finished", flywheel="alpha")
+    assert done["status"] == "COMPLETED"
+    assert daemon.stop() == 0
+
+
+def test_resync_notices_what_no_event_reports(repo: Path, daemons) -> None:
+    add_data(repo)
+    save(repo / "specs/alpha.yaml", spec_text("alpha", LABELS, datasets("v1")))
+    daemon = daemons(repo, "--resync", "1")
+    daemon.wait_for("promoted", flywheel="alpha", version="v1")
+    daemon.wait_for("pass", trigger="job ended: alpha")
+    # The lake is the daemon's own output, so it is not watched; losing it is only seen by a
+    # level-triggered pass, here the periodic resync.
+    shutil.rmtree(repo / "lake/alpha")
+    daemon.wait_for("iteration.started", flywheel="alpha", count=2, reason="first iteration")
+    daemon.wait_for("iteration.finished", flywheel="alpha", count=2, status="COMPLETED")
+    assert any("resync" in e["trigger"] for e in daemon.events("pass"))
+    assert daemon.events("changed") == []
+    assert daemon.stop() == 0
+
+
 def test_status_without_a_daemon_says_so(repo: Path) -> None:
     result = run_cli(repo, "status", check=3)
     assert "not running" in result.stdout
