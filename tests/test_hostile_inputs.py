@@ -63,7 +63,7 @@ END = BAD.count("\n") + 1  # the line of anything appended to BAD
 VALID_ROWS = b"games,a puzzle game with levels\nmail,a mail reader for the terminal\n"
 
 
-#: About 60 short-lived CLI processes run here; letting them share compiled bytecode (kept in a
+#: Some 180 short-lived CLI processes run here; letting them share compiled bytecode (kept in a
 #: temporary folder, out of the project) saves a fifth of each one's start-up.
 BYTECODE = Path(tempfile.gettempdir()) / "flywheel-hostile-pycache"
 
@@ -191,7 +191,8 @@ def symlink(link: str, target: str | Callable[[Path], Path]) -> Callable[[Path],
 
 
 def outside(name: str = "") -> Callable[[Path], Path]:
-    return lambda repo: repo.parent / "outside" / name if name else repo.parent / "outside"
+    """A file (or, without a name, the folder) next to the repository, outside it."""
+    return lambda repo: repo.parent / "outside" / name
 
 
 def replace_with_directory(relative: str) -> Callable[[Path], None]:
@@ -247,6 +248,17 @@ def clone_good_as_bad(repo: Path) -> None:
     for path in (repo / "lake/bad").rglob("*.json"):
         text = path.read_text().replace('"flywheelName": "good"', '"flywheelName": "bad"')
         path.write_text(text.replace("lake/good/", "lake/bad/"))
+
+
+CLONE_END = good_spec(["v1", "test", "v2"]).count("\n") + 1  # a line appended to bad's spec
+
+
+def append_to_bad_spec(text: str) -> Callable[[Path], None]:
+    def arrange(repo: Path) -> None:
+        with (repo / BAD_SPEC).open("a") as handle:
+            handle.write(text)
+
+    return arrange
 
 
 def edit_json(relative: str, **changes: object) -> Callable[[Path], None]:
@@ -517,6 +529,10 @@ LAKE_CASES = [
              trainedModelVersion="=1+1")(repo)),
          "corrupt lake record: trained_model_version '=1+1' is not a version like v1",
          "lake/bad/iterations/", commands=("classify", "validate", "reconcile")),
+    Case("pin-to-a-version-the-lake-does-not-have",
+         then(clone_good_as_bad, append_to_bad_spec("activeModel: v9\n")),
+         "version v9 does not exist (versions: v1, v2); the active model stays v2",
+         line=CLONE_END, field="activeModel"),
     Case("status-of-another-flywheel",
          then(clone_good_as_bad, edit_json("lake/bad/status.json", flywheelName="good")),
          "corrupt lake record: flywheelName is not 'bad'", "lake/bad/status.json",
@@ -563,16 +579,15 @@ def error_lines(command: str, run: Run) -> list[str]:
     if command == "reconcile":
         report = run.json()
         return report["Errors"] + [f["Error"] for f in report["Flywheels"] if f["Error"]]
-    if command in ("validate", "views"):
+    if command == "validate":
         return run.json()["Errors"]
     return [line.removeprefix("error: ") for line in run.stderr.splitlines()
             if line.startswith("error: ")]
 
 
-def check_error(case: Case, command: str, run: Run) -> None:
-    lines = error_lines(command, run)
+def check_error(case: Case, where: str, lines: list[str]) -> None:
     found = [line for line in lines if case.message in line]
-    assert found, f"{command}: no error with {case.message!r} in {lines}"
+    assert found, f"{where}: no error with {case.message!r} in {lines}"
     line = found[0]
     assert "\n" not in line and len(line) < 600, line
     assert line.startswith(case.file), line
@@ -593,6 +608,7 @@ COMMANDS = {
 def test_hostile_input_is_refused_alone(base: Path, tmp_path: Path, case: Case) -> None:
     repo = tmp_path / "repo"
     shutil.copytree(base, repo, symlinks=True)
+    shutil.copytree(base.parent / "outside", tmp_path / "outside")  # real targets for symlinks
     good_before = snapshot(repo / "lake/good")
     (repo / "specs/good.yaml").write_text(good_spec(["v1", "test", "v2"], pin="v1"))
     case.arrange(repo)
@@ -605,7 +621,7 @@ def test_hostile_input_is_refused_alone(base: Path, tmp_path: Path, case: Case) 
     for command in case.commands:
         run = runs[command]
         assert run.code != 0, f"{command} exited 0\n{run.stdout}\n{run.stderr}"
-        check_error(case, command, run)
+        check_error(case, command, error_lines(command, run))
     if "reconcile" not in case.commands:  # the bad flywheel is up to date: nothing to refuse
         assert runs["reconcile"].code == 0, runs["reconcile"].stderr
         assert "Traceback" not in runs["reconcile"].stderr
@@ -613,8 +629,8 @@ def test_hostile_input_is_refused_alone(base: Path, tmp_path: Path, case: Case) 
     if case.rows:
         from reconciler.views import all_views
 
-        errors = [str(v.error) for v in all_views(repo, check_data=True) if v.error]
-        check_error(case, "views", Run(1, json.dumps({"Errors": errors}), ""))
+        views = all_views(repo, check_data=True)
+        check_error(case, "all_views", [str(v.error) for v in views if v.error])
 
     # The good flywheel was reconciled in the same run: its pin is applied, nothing else moved.
     (good,) = [f for f in report["Flywheels"] if f["FlywheelName"] == "good"]
