@@ -16,6 +16,7 @@ only a safety net.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -41,6 +42,8 @@ from reconciler.views import FlywheelView, all_views
 
 #: How long a worker that was cut short (SIGINT) gets before it is killed.
 KILL_AFTER = 10.0
+#: After a pass failed unexpectedly, the next one comes this soon.
+PASS_RETRY = 5.0
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,12 @@ class WatchDaemon:
         reasons = ["start"]
         self.next_resync = time.monotonic() + self.options.resync
         while not self.stop.is_set():
-            self._pass(reasons)
+            try:
+                self._pass(reasons)
+            except Exception as exc:  # a bug or the OS failing us: report, keep serving
+                self.log("error", flywheel="-", error=f"internal: {type(exc).__name__}: {exc}; "
+                         f"trying again in {PASS_RETRY:g}s")
+                self._timer_at(time.monotonic() + PASS_RETRY)
             wake = self.trigger.wait(self._next_deadline())
             if self.stop.is_set():
                 break
@@ -320,11 +328,19 @@ class WatchDaemon:
             if known and known[0] == inode:
                 continue
             if known:
-                self.observer.unschedule(known[1])
+                with contextlib.suppress(KeyError, OSError):
+                    self.observer.unschedule(known[1])
                 del self._watches[folder]
-            if inode is not None:
+            if inode is None:
+                continue
+            try:
                 watch = self.observer.schedule(self.handler, str(path), recursive=True)
-                self._watches[folder] = (inode, watch)
+            except OSError as exc:  # e.g. inotify's watch limit (fs.inotify.max_user_watches)
+                self.log("error", flywheel=f"{folder}/", error=f"cannot watch {folder}/: "
+                         f"{exc.strerror or exc}; relying on the resync every "
+                         f"{self.options.resync:g}s until it can")
+                continue
+            self._watches[folder] = (inode, watch)
 
     # stopping -----------------------------------------------------------------------------
 
