@@ -533,6 +533,14 @@ LAKE_CASES = [
          then(clone_good_as_bad, append_to_bad_spec("activeModel: v9\n")),
          "version v9 does not exist (versions: v1, v2); the active model stays v2",
          line=CLONE_END, field="activeModel"),
+    Case("lake-folder-is-a-symlink-out-of-the-repo",
+         then(spec(BAD), symlink("lake/bad", outside())),
+         "resolves outside the repository's lake/ folder", "lake/bad"),
+    Case("lake-records-folder-is-a-symlink-out-of-the-repo",
+         then(clone_good_as_bad, lambda repo: shutil.rmtree(repo / "lake/bad/iterations"),
+              symlink("lake/bad/iterations", outside())),
+         "resolves outside the repository's lake/ folder", "lake/bad/iterations",
+         commands=("classify", "validate", "reconcile")),
     Case("status-of-another-flywheel",
          then(clone_good_as_bad, edit_json("lake/bad/status.json", flywheelName="good")),
          "corrupt lake record: flywheelName is not 'bad'", "lake/bad/status.json",
@@ -610,6 +618,7 @@ def test_hostile_input_is_refused_alone(base: Path, tmp_path: Path, case: Case) 
     shutil.copytree(base, repo, symlinks=True)
     shutil.copytree(base.parent / "outside", tmp_path / "outside")  # real targets for symlinks
     good_before = snapshot(repo / "lake/good")
+    outside_before = snapshot(tmp_path / "outside")
     (repo / "specs/good.yaml").write_text(good_spec(["v1", "test", "v2"], pin="v1"))
     case.arrange(repo)
     before = snapshot(repo)
@@ -645,6 +654,7 @@ def test_hostile_input_is_refused_alone(base: Path, tmp_path: Path, case: Case) 
     after = snapshot(repo)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert changed == ["lake/good/status.json"]
+    assert snapshot(tmp_path / "outside") == outside_before
     assert not (repo / "PWNED").exists()
 
 

@@ -46,7 +46,22 @@ class Lake:
         """``lake/<name>``; a name that is not a flywheel name (``../x``, ``a/b``) is refused."""
         if not re.match(NAME_PATTERN, name) or len(name) > 63:
             raise StateError(f"{name[:80]!r} is not a flywheel name (letters, digits and dashes)")
-        return self.root / LAKE_DIR / name
+        return self._inside(self.root / LAKE_DIR / name)
+
+    def _inside(self, path: Path) -> Path:
+        """``path``, unless a symlink on the way leads out of the repository's ``lake/``.
+
+        The lake is committed to git, and git stores symlinks: ``lake/<name>`` (or one of its
+        folders) linked elsewhere would make a reconcile read and write outside the repository.
+        """
+        try:
+            real = path.resolve()
+        except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+            raise StateError(f"cannot be resolved: {exc}", file=self._display(path)) from exc
+        if not real.is_relative_to(self.root.resolve() / LAKE_DIR):
+            raise StateError(f"resolves outside the repository's {LAKE_DIR}/ folder (to {real})",
+                             file=self._display(path))
+        return path
 
     def flywheels(self) -> list[str]:
         base = self.root / LAKE_DIR
@@ -71,7 +86,7 @@ class Lake:
                         f"flywheelName is not {name!r}")
             self._check_version(status_file, "activeModel", status.active_model)
         iterations: list[IterationRecord] = []
-        for path in sorted((folder / "iterations").glob("*.json")):
+        for path in sorted(self._inside(folder / "iterations").glob("*.json")):
             record = self._load(path, IterationRecord)
             self._check(path, re.match(ITERATION_ID_PATTERN, path.stem) is not None
                         and record.flywheel_iteration_id == path.stem
@@ -81,7 +96,7 @@ class Lake:
                 self._check_version(path, key, getattr(record, key))
             iterations.append(record)
         versions: dict[str, ModelVersionRecord] = {}
-        for path in (folder / "versions").glob("v*.json"):
+        for path in self._inside(folder / "versions").glob("v*.json"):
             record = self._load(path, ModelVersionRecord)
             self._check_version(path, "version", path.stem)
             self._check(path, record.version == path.stem, "version does not match the file name")
@@ -121,8 +136,8 @@ class Lake:
         atomic_write_json(self.folder(status.flywheel_name) / "status.json", status.to_json_dict())
 
     def write_iteration(self, record: IterationRecord) -> None:
-        path = (self.folder(record.flywheel_name) / "iterations"
-                / f"{record.flywheel_iteration_id}.json")
+        path = self._inside(self.folder(record.flywheel_name) / "iterations"
+                            / f"{record.flywheel_iteration_id}.json")
         if path.exists():
             existing = self._load(path, IterationRecord)
             if existing.status.terminal:  # type: ignore[attr-defined]
@@ -131,15 +146,15 @@ class Lake:
         atomic_write_json(path, record.to_json_dict())
 
     def write_version(self, name: str, record: ModelVersionRecord) -> None:
-        path = self.folder(name) / "versions" / f"{record.version}.json"
+        path = self._inside(self.folder(name) / "versions" / f"{record.version}.json")
         if path.exists():
             raise StateError("model version record already exists and is immutable",
                              file=self._display(path))
         atomic_write_json(path, record.to_json_dict())
 
     def write_evaluation(self, name: str, iteration_id: str, which: str, record: dict) -> None:
-        atomic_write_json(self.folder(name) / "evaluation" / iteration_id / f"{which}.json",
-                          record)
+        atomic_write_json(self._inside(self.folder(name) / "evaluation" / iteration_id
+                                       / f"{which}.json"), record)
 
     def write_history(self, name: str, iterations: tuple[IterationRecord, ...] | list) -> None:
         rows = ["step,iteration,trained,active,trainedModel,activeModel"]
@@ -151,7 +166,9 @@ class Lake:
                 str(step), it.flywheel_iteration_id, _num(trained), _num(active),
                 it.trained_model_version or "", it.evaluated_model_version or "",
             ]))
-        atomic_write_text(self.root / str(Workspace(name).history), "\n".join(rows) + "\n")
+        self.folder(name)  # checks the name and where the folder leads
+        atomic_write_text(self._inside(self.root / str(Workspace(name).history)),
+                          "\n".join(rows) + "\n")
 
     # locking -------------------------------------------------------------------------------
 
