@@ -208,7 +208,7 @@ def _validate(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.render import print_json
     from reconciler.views import all_views
 
-    views = all_views(_root(args))
+    views = all_views(_root(args), check_data=True)
     problems = [v for v in views if v.error]
     if args.output == "json":
         print_json({"Valid": not problems, "Errors": [str(v.error) for v in problems]})

@@ -44,12 +44,25 @@ class Promoted:
 
 
 @dataclass(frozen=True)
+class WroteBack:
+    """The spec's ``activeModel`` line now says ``version`` (committed when ``commit`` is set)."""
+
+    flywheel: str
+    version: str
+    previous: str | None
+    spec_file: str
+    commit: str | None
+    pushed: str | None
+
+
+@dataclass(frozen=True)
 class Failed:
     flywheel: str | None
     error: FlywheelError
 
 
-Event = Planned | IterationStarted | StageStarted | IterationFinished | Promoted | Failed
+Event = (Planned | IterationStarted | StageStarted | IterationFinished | Promoted | WroteBack
+         | Failed)
 Reporter = Callable[[Event], None]
 
 

@@ -20,7 +20,7 @@ from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile
 from reconciler.adapters.pipeline import write_pipeline
 from reconciler.core.metrics import Evaluation
-from reconciler.core.planner import Iterate
+from reconciler.core.planner import Iterate, person_pin
 from reconciler.core.policy import decide
 from reconciler.core.state import (
     DatasetRef,
@@ -30,6 +30,7 @@ from reconciler.core.state import (
     ModelVersionRecord,
     Observed,
     PromotionRecord,
+    SourceRevision,
 )
 from reconciler.errors import FlywheelError, Stopped, TransientError
 from reconciler.events import IterationFinished, IterationStarted, Promoted, Reporter, StageStarted
@@ -57,9 +58,9 @@ class IterationRun:
     def __init__(self, *, root: Path, lake: Lake, spec_file: SpecFile, observed: Observed,
                  status: FlywheelStatus, action: Iterate, files: list[DatasetFile],
                  corpus: Corpus, now: float, report: Reporter,
-                 stop: StopRequest = NEVER) -> None:
+                 stop: StopRequest = NEVER, source: SourceRevision | None = None) -> None:
         self.root, self.lake, self.spec_file = root, lake, spec_file
-        self.stop = stop
+        self.stop, self.source = stop, source
         self.spec = spec_file.spec
         self.observed, self.status, self.action = observed, status, action
         self.files, self.corpus, self.report = files, corpus, report
@@ -80,6 +81,8 @@ class IterationRun:
             number_of_train_documents=len(corpus.train),
             number_of_test_documents=len(corpus.test),
             evaluated_model_version=self.active.version if self.active else None,
+            source_revision=source,
+            iteration_request=action.request,
         )
 
     @property
@@ -158,6 +161,7 @@ class IterationRun:
             recipe=self.record.recipe,
             datasets=self.record.datasets,
             trained_model_metrics=_comprehend_metrics(evaluation["trained"]),
+            source_revision=self.source,
         )
         self.lake.write_version(self.spec.name, record)
         if evaluation.get("activeNote"):
@@ -168,7 +172,7 @@ class IterationRun:
 
     def _complete(self, version: ModelVersionRecord, started: float) -> None:
         finish_iteration(self.lake, self.record, version, self.spec_file, self.status, self.report,
-                         duration=time.monotonic() - started)
+                         duration=time.monotonic() - started, source=self.source)
 
     def _set_status(self, status: IterationStatus) -> None:
         self.record.status = status
@@ -187,12 +191,13 @@ class IterationRun:
 
 def finish_iteration(lake: Lake, record: IterationRecord, version: ModelVersionRecord,
                      spec_file: SpecFile, status: FlywheelStatus, report: Reporter, *,
-                     duration: float | None) -> None:
+                     duration: float | None, source: SourceRevision | None) -> None:
     """Decide promotion, write the COMPLETED record, then apply the promotion and the history."""
     spec = spec_file.spec
     trained_f1 = version.trained_model_metrics["AverageF1Score"]
     active_f1 = (record.evaluated_model_metrics or {}).get("AverageF1Score")
-    record.decision = decide(spec.promotion, pinned_to=spec.active_model,
+    record.decision = decide(spec.promotion,
+                             pinned_to=person_pin(spec, status, spec_file.policy_managed),
                              trained_f1=trained_f1, active_f1=active_f1)
     record.trained_model_version = version.version
     record.trained_model_metrics = version.trained_model_metrics
@@ -205,16 +210,17 @@ def finish_iteration(lake: Lake, record: IterationRecord, version: ModelVersionR
     if record.decision.promote:
         promote(lake, status, version.version, kind="POLICY", reason=record.decision.reason,
                 iteration_id=record.flywheel_iteration_id, spec_file=spec_file.path,
-                report=report)
+                report=report, source=source)
     lake.write_history(spec.name, lake.observe(spec.name).iterations)
 
 
 def promote(lake: Lake, status: FlywheelStatus, version: str, *, kind: str, reason: str,
             iteration_id: str | None, spec_file: str, report: Reporter,
-            pinned: bool = False) -> None:
+            pinned: bool = False, source: SourceRevision | None = None) -> None:
     promotion = PromotionRecord(version=version, previous_version=status.active_model,
                                 time=time.time(), kind=kind, reason=reason,
-                                flywheel_iteration_id=iteration_id, spec_file=spec_file)
+                                flywheel_iteration_id=iteration_id, spec_file=spec_file,
+                                source_revision=source)
     status.active_model = version
     status.pinned = pinned
     status.promotions.append(promotion)
@@ -223,7 +229,7 @@ def promote(lake: Lake, status: FlywheelStatus, version: str, *, kind: str, reas
 
 
 def recover(lake: Lake, observed: Observed, spec_file: SpecFile, status: FlywheelStatus,
-            report: Reporter) -> bool:
+            report: Reporter, source: SourceRevision | None = None) -> bool:
     """Settle iterations a dead reconciler left unfinished; True if anything changed.
 
     Called with the flywheel lock held, so no live process owns them. One whose model version
@@ -240,7 +246,8 @@ def recover(lake: Lake, observed: Observed, spec_file: SpecFile, status: Flywhee
             active = lake.evaluation(record.flywheel_name, record.flywheel_iteration_id, "active")
             if active:
                 record.evaluated_model_metrics = _comprehend_metrics(active)
-            finish_iteration(lake, record, version, spec_file, status, report, duration=None)
+            finish_iteration(lake, record, version, spec_file, status, report, duration=None,
+                             source=source)
             continue
         was = record.status.value
         record.status = IterationStatus.FAILED

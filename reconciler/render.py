@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from reconciler.classify import Classification
-from reconciler.core.planner import ApplyDecision, Iterate, Pin, Unpin
+from reconciler.core.planner import Acknowledge, ApplyDecision, Iterate, Pin, Unpin, WriteSpec
 from reconciler.core.state import IterationRecord
 from reconciler.events import (
     Event,
@@ -23,6 +23,7 @@ from reconciler.events import (
     Planned,
     Promoted,
     StageStarted,
+    WroteBack,
 )
 from reconciler.runtime import ReconcileResult
 from reconciler.views import FlywheelView
@@ -166,6 +167,11 @@ def event_fields(event: Event) -> dict[str, Any] | None:
         p = event.promotion
         return {"event": "promoted", "flywheel": event.flywheel, "version": p.version,
                 "previous": p.previous_version or "none", "kind": p.kind, "reason": p.reason}
+    if isinstance(event, WroteBack):
+        return {"event": "wrote-back", "flywheel": event.flywheel, "version": event.version,
+                "previous": event.previous or "none", "file": event.spec_file,
+                "commit": (event.commit or "not committed")[:12],
+                **({"pushed": event.pushed} if event.pushed else {})}
     if isinstance(event, Failed):
         return {"event": "error", "flywheel": event.flywheel or "-", "error": str(event.error),
                 "kind": event.error.kind}
@@ -179,6 +185,10 @@ def _rounded(value: float | None) -> float | None:
 def _action_text(action: object) -> str:
     if isinstance(action, Iterate):
         return f"iterate ({action.reason})"
+    if isinstance(action, WriteSpec):
+        return f"write {action.version} back to the spec"
+    if isinstance(action, Acknowledge):
+        return f"answer request {action.request} ({action.reason})"
     if isinstance(action, Pin):
         return f"pin {action.version}"
     if isinstance(action, Unpin):

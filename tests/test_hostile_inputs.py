@@ -344,7 +344,8 @@ class Case:
 
 def bad_rows(id: str, arrange: Callable[[Path], None], message: str,
              line: int | None = None) -> Case:
-    return Case(id, arrange, message, BAD_TRAIN, line, commands=("reconcile",), rows=True)
+    return Case(id, arrange, message, BAD_TRAIN, line, commands=("reconcile", "validate"),
+                rows=True)
 
 
 SPEC_CASES = [

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import random
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.errors import StateError
+from reconciler.errors import StateError, TransientError
+
+#: Who commits when no identity is configured (a CI runner, a daemon's service user).
+DEFAULT_NAME = "flywheel-reconciler"
+DEFAULT_EMAIL = "flywheel-reconciler@localhost"
+PUSH_ATTEMPTS = 5
 
 
-def run(root: Path, *args: str) -> str:
+class GitError(StateError):
+    """A git command failed."""
+
+
+def run(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
     try:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                              check=True)
+                              check=True, env=None if env is None else {**os.environ, **env})
     except FileNotFoundError as exc:
-        raise StateError("git is not installed") from exc
+        raise GitError("git is not installed") from exc
     except subprocess.CalledProcessError as exc:
         detail = (exc.stderr or exc.stdout or "").strip().splitlines()
-        raise StateError(f"git {' '.join(args)} failed: {detail[-1] if detail else exc}") from exc
+        raise GitError(f"git {' '.join(args)} failed: {detail[-1] if detail else exc}") from exc
     return done.stdout
 
 
@@ -33,5 +47,126 @@ def commit_all(root: Path, message: str) -> None:
     """Stage everything and commit (used by the demo and the tests), skipping empty commits."""
     run(root, "add", "-A")
     if run(root, "status", "--porcelain").strip():
-        run(root, "-c", "user.name=flywheel", "-c", "user.email=flywheel@localhost",
-            "commit", "-q", "-m", message)
+        run(root, *_identity(root), "commit", "-q", "-m", message)
+
+
+# revisions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Revision:
+    """HEAD's commit and which paths differ from it (modified, staged or untracked)."""
+
+    commit: str | None
+    changed: frozenset[str]
+
+    def dirty(self, *paths: str) -> bool:
+        return any(p in self.changed for p in paths)
+
+
+def revision(root: Path, paths: tuple[str, ...] = ("specs", "data")) -> Revision | None:
+    """The revision of ``paths`` in the working tree; None outside a git repository."""
+    if not is_repo(root):
+        return None
+    try:
+        commit = run(root, "rev-parse", "--verify", "-q", "HEAD").strip() or None
+    except GitError:
+        commit = None  # a repository without commits yet
+    status = run(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *paths)
+    changed = set()
+    entries = status.split("\0")
+    index = 0
+    while index < len(entries):
+        entry = entries[index]
+        index += 1
+        if len(entry) < 4:
+            continue
+        changed.add(entry[3:])
+        if entry[0] in "RC":  # a rename's source path follows as its own entry
+            changed.add(entries[index])
+            index += 1
+    return Revision(commit, frozenset(changed))
+
+
+def head(root: Path) -> str:
+    return run(root, "rev-parse", "HEAD").strip()
+
+
+def current_branch(root: Path) -> str | None:
+    name = run(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    return None if name == "HEAD" else name
+
+
+# committing and pushing ---------------------------------------------------------------------
+
+
+def commit_paths(root: Path, paths: list[str], message: str) -> str | None:
+    """Commit exactly ``paths`` (nothing else the user staged); None when nothing changed.
+
+    Never an empty commit: a path whose content is already committed is left out.
+    """
+    run(root, "add", "-A", "--", *paths)
+    staged = run(root, "diff", "--cached", "--name-only", "-z", "--", *paths).split("\0")
+    if not any(staged):
+        return None
+    run(root, *_identity(root), "commit", "-q", "-m", message, "--only", "--", *paths)
+    return head(root)
+
+
+def push(root: Path, remote: str, branch: str | None = None, *,
+         attempts: int = PUSH_ATTEMPTS) -> str:
+    """Push HEAD; on a non-fast-forward rejection fetch, rebase and try again.
+
+    ``branch``: push to this branch instead of the current one, as the bot's own branch (a
+    PR-ready branch, rewritten with ``--force-with-lease`` to hold the latest promotion on top
+    of the current branch). Returns the ref pushed to.
+    """
+    if branch is not None:
+        target = f"refs/heads/{branch}"
+        lease = _remote_sha(root, remote, target)
+        run(root, "push", "-q", f"--force-with-lease={target}:{lease}", remote, f"HEAD:{target}")
+        return target
+    current = current_branch(root)
+    if current is None:
+        raise GitError("HEAD is detached: give a branch to push to")
+    target = f"refs/heads/{current}"
+    for attempt in range(1, attempts + 1):
+        try:
+            run(root, "push", "-q", remote, f"HEAD:{target}")
+            return target
+        except GitError as exc:
+            if not _rejected(str(exc)) or attempt == attempts:
+                raise
+        time.sleep(random.uniform(0.2, 1.0) * attempt)  # others are pushing too: spread out
+        try:
+            run(root, *_identity(root), "pull", "-q", "--rebase", remote, current)
+        except GitError as exc:
+            run_quietly(root, "rebase", "--abort")
+            raise GitError(f"could not rebase onto {remote}/{current}: {exc.message}") from exc
+    raise TransientError(f"git push to {remote} kept being rejected", delay=60.0)
+
+
+def run_quietly(root: Path, *args: str) -> None:
+    with contextlib.suppress(GitError):
+        run(root, *args)
+
+
+def _remote_sha(root: Path, remote: str, ref: str) -> str:
+    line = run(root, "ls-remote", remote, ref).split()
+    return line[0] if line else ""
+
+
+def _rejected(message: str) -> bool:
+    return any(word in message for word in ("rejected", "non-fast-forward", "fetch first",
+                                            "failed to push"))
+
+
+def _identity(root: Path) -> list[str]:
+    """``-c user.name=… -c user.email=…`` when the repository has no identity configured."""
+    args: list[str] = []
+    for key, default in (("user.name", DEFAULT_NAME), ("user.email", DEFAULT_EMAIL)):
+        try:
+            run(root, "config", key)
+        except GitError:
+            args += ["-c", f"{key}={default}"]
+    return args

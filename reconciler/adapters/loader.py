@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from yaml.reader import ReaderError
 
 from reconciler.core.spec import FlywheelSpec, LocatedValueError, Recipe
+from reconciler.core.specedit import is_policy_line
 from reconciler.errors import SpecError
 
 SPECS_DIR = "specs"
@@ -45,6 +46,8 @@ class SpecFile:
     path: str
     spec: FlywheelSpec
     lines: dict[Loc, int] = field(repr=False, compare=False)
+    #: The ``activeModel`` line carries the policy marker: the policy owns it, not a person.
+    policy_managed: bool = False
 
     def line_of(self, *loc: str | int) -> int | None:
         """The line of the deepest known key along ``loc`` (1-based)."""
@@ -99,7 +102,15 @@ def load_spec(path: Path, root: Path) -> SpecFile:
         spec = FlywheelSpec.model_validate(data, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise _spec_error(exc, relative, lines) from exc
-    return SpecFile(path=relative, spec=spec, lines=lines)
+    return SpecFile(path=relative, spec=spec, lines=lines,
+                    policy_managed=_policy_managed(text, lines.get(("activeModel",))))
+
+
+def _policy_managed(text: str, line: int | None) -> bool:
+    if line is None:
+        return False
+    lines = text.splitlines()
+    return line <= len(lines) and is_policy_line(lines[line - 1])
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, dict[Loc, int]]:

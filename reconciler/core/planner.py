@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reconciler.core.spec import FlywheelSpec
-from reconciler.core.state import IterationRecord, IterationStatus, Observed
+from reconciler.core.state import FlywheelStatus, IterationRecord, IterationStatus, Observed
 
 #: Bumped when the meaning of an iteration changes (stage code, features), so that every
 #: flywheel iterates once more with the new code.
@@ -26,6 +26,7 @@ class Iterate:
     new_datasets: tuple[str, ...]
     attempt: int
     reason: str
+    request: str | None = None  # the `flywheel iterate` request this answers
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,23 @@ class ApplyDecision:
     reason: str
 
 
-Action = Iterate | Pin | Unpin | ApplyDecision
+@dataclass(frozen=True)
+class WriteSpec:
+    """Write the policy's active model into the spec's marked ``activeModel`` line (and commit)."""
+
+    version: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Acknowledge:
+    """Answer a `flywheel iterate` request that needs no iteration, saying why."""
+
+    request: str
+    reason: str
+
+
+Action = Iterate | Pin | Unpin | ApplyDecision | WriteSpec | Acknowledge
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,7 @@ class Plan:
     notes: tuple[str, ...] = field(default=())
     #: When a failed iteration's backoff ends (epoch seconds), if a retry is waiting for it.
     retry_at: float | None = None
+    suspended: bool = False
 
     @property
     def up_to_date(self) -> bool:
@@ -88,24 +106,88 @@ def input_digest(spec: FlywheelSpec, md5s: Mapping[str, str]) -> str:
     return hashlib.sha256(encoded).hexdigest()
 
 
-def plan(spec: FlywheelSpec, observed: Observed, md5s: Mapping[str, str], now: float) -> Plan:
-    """Decide what to do for one flywheel. ``md5s`` maps dataset name -> content MD5."""
-    blocked = _changed_dataset(spec, observed, md5s) or _missing_pin(spec, observed)
+def person_pin(spec: FlywheelSpec, status: FlywheelStatus | None,
+               policy_managed: bool) -> str | None:
+    """The version a person pinned in the spec, if any: the pin that always wins.
+
+    An ``activeModel`` line without the policy marker is a pin. A marked line is the policy's
+    own while it holds what the policy last wrote there (or, while that write is pending, what
+    was there before); any other value was put there by a person (an edit, a ``git revert``),
+    and that is a pin too: a rollback sticks instead of being overwritten by the next promotion.
+    """
+    value = spec.active_model
+    if value is None or not policy_managed:
+        return value
+    written = status.write_back if status else None
+    if written is None:
+        return value  # marked by hand, never written by the policy: a person's choice
+    if value == written.version or (written.pending and value == written.previous):
+        return None
+    return value
+
+
+def plan(spec: FlywheelSpec, observed: Observed, md5s: Mapping[str, str], now: float, *,
+         policy_managed: bool = False, request: str | None = None) -> Plan:
+    """Decide what to do for one flywheel. ``md5s`` maps dataset name -> content MD5.
+
+    ``policy_managed``: the spec's ``activeModel`` line carries the policy marker.
+    ``request``: the latest `flywheel iterate` request token for this flywheel, if any.
+    """
+    if spec.suspend:
+        return Plan(spec.name, notes=("suspended (suspend: true in the spec): nothing is "
+                                      "iterated or promoted until it is removed",),
+                    suspended=True)
+    pin = person_pin(spec, observed.status, policy_managed)
+    blocked = _changed_dataset(spec, observed, md5s) or _missing_pin(pin, observed)
     if blocked:
         return Plan(spec.name, blocked=blocked)
     actions: list[Action] = []
     notes: list[str] = []
-    actions.extend(_pin_actions(spec, observed))
-    pending = _pending_decision(spec, observed)
+    actions.extend(_pin_actions(pin, spec, observed, policy_managed))
+    pending = _pending_decision(pin, observed)
     if pending:
         actions.append(pending)
+    write = _write_back(pin, spec, observed)
+    if write:
+        actions.append(write)
     digest = input_digest(spec, md5s)
     iterate, note, retry_at = _iteration(spec, observed, md5s, digest, now)
+    open_request = request if request and request != _handled(observed) else None
+    if open_request:
+        iterate, acknowledge = _answer(open_request, iterate, observed, md5s, digest, spec)
+        if acknowledge:
+            actions.append(acknowledge)
+        else:
+            retry_at = None
     if iterate:
         actions.append(iterate)
-    if note:
+    if note and not iterate:
         notes.append(note)
     return Plan(spec.name, actions=tuple(actions), notes=tuple(notes), retry_at=retry_at)
+
+
+def _handled(observed: Observed) -> str | None:
+    return observed.status.last_handled_iteration_request if observed.status else None
+
+
+def _answer(request: str, iterate: Iterate | None, observed: Observed, md5s: Mapping[str, str],
+            digest: str, spec: FlywheelSpec) -> tuple[Iterate | None, Acknowledge | None]:
+    """A `flywheel iterate` request: iterate now, even inside a back-off or after giving up."""
+    if iterate is not None:
+        return Iterate(iterate.digest, iterate.new_datasets, iterate.attempt, iterate.reason,
+                       request), None
+    attempts = [it for it in observed.iterations if it.input_digest == digest]
+    last = attempts[-1] if attempts else None
+    if last is None or last.status is IterationStatus.COMPLETED:
+        return None, Acknowledge(request, "up to date: no new data, recipe or task to iterate on"
+                                 + (f" since iteration {last.flywheel_iteration_id}"
+                                    if last else ""))
+    if not last.status.terminal:
+        return None, Acknowledge(request, f"iteration {last.flywheel_iteration_id} is "
+                                 f"{last.status.value} already")
+    new = _new_datasets(spec, observed, md5s)
+    return Iterate(digest, new, last.attempt + 1, f"requested (flywheel iterate) after: "
+                   f"{last.message}", request), None
 
 
 def _changed_dataset(spec: FlywheelSpec, observed: Observed,
@@ -123,8 +205,7 @@ def _changed_dataset(spec: FlywheelSpec, observed: Observed,
     return None
 
 
-def _missing_pin(spec: FlywheelSpec, observed: Observed) -> Blocked | None:
-    pin = spec.active_model
+def _missing_pin(pin: str | None, observed: Observed) -> Blocked | None:
     if pin is None or pin in observed.versions:
         return None
     known = ", ".join(sorted(observed.versions, key=lambda v: int(v[1:]))) or "none yet"
@@ -132,12 +213,14 @@ def _missing_pin(spec: FlywheelSpec, observed: Observed) -> Blocked | None:
                    f"{observed.active_model or 'unset'}", ("activeModel",))
 
 
-def _pin_actions(spec: FlywheelSpec, observed: Observed) -> list[Action]:
+def _pin_actions(pin: str | None, spec: FlywheelSpec, observed: Observed,
+                 policy_managed: bool) -> list[Action]:
     status = observed.status
-    pin = spec.active_model
     if pin is not None:
         if status is None or status.active_model != pin or not status.pinned:
-            return [Pin(pin, f"activeModel is pinned to {pin} in the spec")]
+            how = ("the policy's activeModel line was edited to " if policy_managed
+                   else "activeModel is pinned to ")
+            return [Pin(pin, f"{how}{pin} in the spec")]
         return []
     if status is not None and status.pinned:
         return [Unpin(f"pin removed from the spec; {status.active_model} stays active until "
@@ -145,8 +228,24 @@ def _pin_actions(spec: FlywheelSpec, observed: Observed) -> list[Action]:
     return []
 
 
-def _pending_decision(spec: FlywheelSpec, observed: Observed) -> ApplyDecision | None:
-    if spec.active_model is not None:
+def _write_back(pin: str | None, spec: FlywheelSpec, observed: Observed) -> WriteSpec | None:
+    """Finish a pending write-back, or write the active model when write-back is turned on."""
+    status = observed.status
+    if pin is not None or status is None or status.active_model is None:
+        return None
+    written = status.write_back
+    if written is not None and written.pending:
+        return WriteSpec(written.version, f"finish writing {written.version} into activeModel")
+    enabled = spec.promotion is not None and spec.promotion.write_back
+    if enabled and spec.active_model != status.active_model and (
+            written is None or written.version != status.active_model):
+        return WriteSpec(status.active_model, f"write-back is on: record the active model "
+                         f"{status.active_model} in the spec")
+    return None
+
+
+def _pending_decision(pin: str | None, observed: Observed) -> ApplyDecision | None:
+    if pin is not None:
         return None
     completed = observed.completed()
     if not completed:

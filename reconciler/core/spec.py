@@ -199,10 +199,15 @@ Recipe = Annotated[
 
 
 class Promotion(_Model):
-    """The F1-threshold policy: promote a new version when it is good enough and better enough."""
+    """The F1-threshold policy: promote a new version when it is good enough and better enough.
+
+    ``writeBack``: a policy promotion also rewrites the spec's ``activeModel`` line (marked
+    ``# flywheel:policy``) and commits it, so git says which version is active.
+    """
 
     min_f1: float = Field(default=0.0, ge=0.0, le=1.0)
     min_improvement: float = Field(default=0.0, ge=-1.0, le=1.0)
+    write_back: bool = False
 
 
 class FlywheelSpec(_Model):
@@ -216,6 +221,7 @@ class FlywheelSpec(_Model):
     recipe: Recipe = LinearSvmRecipe()
     active_model: ModelVersion | None = None
     promotion: Promotion | None = None
+    suspend: bool = False
 
     @field_validator("recipe", mode="before")
     @classmethod

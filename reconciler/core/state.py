@@ -45,6 +45,18 @@ class DatasetRef(_Record):
     number_of_documents: int | None = None
 
 
+class SourceRevision(_Record):
+    """The git revision a record was made from: lineage from a model back to its spec commit.
+
+    ``dirty`` says the spec file or one of its datasets differed from ``commit`` at the time
+    (uncommitted edits), so the commit alone does not reproduce it.
+    """
+
+    commit: str | None = None
+    dirty: bool = False
+    reconciler_version: str | None = None
+
+
 class Decision(_Record):
     """What the promotion policy concluded in an iteration, and why."""
 
@@ -78,6 +90,8 @@ class IterationRecord(_Record):
     trained_model_metrics: dict[str, float] | None = None
     decision: Decision | None = None
     duration_seconds: float | None = None
+    source_revision: SourceRevision | None = None
+    iteration_request: str | None = None  # the `flywheel iterate` request it answered
 
 
 class ModelVersionRecord(_Record):
@@ -94,6 +108,7 @@ class ModelVersionRecord(_Record):
     recipe: dict[str, object]
     datasets: list[DatasetRef]
     trained_model_metrics: dict[str, float]
+    source_revision: SourceRevision | None = None
 
 
 class PromotionRecord(_Record):
@@ -106,6 +121,23 @@ class PromotionRecord(_Record):
     reason: str
     flywheel_iteration_id: str | None = None
     spec_file: str | None = None
+    source_revision: SourceRevision | None = None
+
+
+class WriteBack(_Record):
+    """A policy promotion written back into the spec's ``activeModel`` line.
+
+    ``pending`` until the line is edited (and committed, in a git repository): a reconcile that
+    finds it pending finishes it. ``version`` is what the policy last wrote, so a managed line
+    holding anything else was edited by a person, and that edit is a pin.
+    """
+
+    version: str
+    previous: str | None = None
+    pending: bool = True
+    time: float
+    commit: str | None = None
+    note: str | None = None
 
 
 class FlywheelStatus(_Record):
@@ -116,6 +148,8 @@ class FlywheelStatus(_Record):
     active_model: str | None = None
     pinned: bool = False
     promotions: list[PromotionRecord] = Field(default_factory=list)
+    write_back: WriteBack | None = None
+    last_handled_iteration_request: str | None = None
 
 
 @dataclass(frozen=True)

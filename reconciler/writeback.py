@@ -1,0 +1,132 @@
+"""Write-back: the policy's active model recorded in the spec's ``activeModel`` line, in git.
+
+Order, each step safe to crash after: (1) the lake's status says a write-back of ``vN`` is
+pending (with the value the line held before), (2) the spec line is edited in place (one line,
+atomically), (3) the spec file alone is committed (and pushed, when asked), (4) the status says
+it is done, with the commit. A reconcile that finds (1) without (4) finishes the job; while it is
+pending, the line holding either the old or the new value is the policy's, not a person's pin.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.adapters import git
+from reconciler.adapters.files import atomic_write_text
+from reconciler.adapters.lake import Lake
+from reconciler.adapters.loader import SpecFile, load_spec
+from reconciler.core.planner import person_pin
+from reconciler.core.specedit import SpecEditError, set_active_model
+from reconciler.core.state import FlywheelStatus, Observed, WriteBack
+from reconciler.errors import StateError
+from reconciler.events import Reporter, WroteBack
+
+DEFAULT_MESSAGE = ("flywheel: {flywheel} activeModel {old} -> {new} "
+                   "(F1 {trained_f1} vs {active_f1})")
+DEFAULT_SKIP_CI = "[skip ci]"
+MESSAGE_FIELDS = ("flywheel", "old", "new", "trained_f1", "active_f1", "iteration", "reason",
+                  "spec_file")
+
+
+@dataclass(frozen=True)
+class GitOps:
+    """How write-backs reach git: commit (in a git repository), and optionally push."""
+
+    commit: bool = True
+    push: bool = False
+    remote: str = "origin"
+    branch: str | None = None  # push to this bot branch (PR-ready) instead of the current one
+    message: str = DEFAULT_MESSAGE
+    skip_ci: str = DEFAULT_SKIP_CI  # appended to the subject; "" to let CI run on these commits
+
+    def subject(self, fields: dict[str, str]) -> str:
+        text = self.message.format_map(fields)
+        return f"{text} {self.skip_ci}".rstrip() if self.skip_ci else text
+
+
+def check_template(template: str) -> None:
+    """Refuse a message template naming a field we do not have (before anything runs)."""
+    try:
+        template.format_map({name: "x" for name in MESSAGE_FIELDS})
+    except (KeyError, ValueError, IndexError) as exc:
+        raise StateError(f"commit message template {template!r}: {exc!r}; fields are "
+                         + ", ".join("{" + f + "}" for f in MESSAGE_FIELDS)) from exc
+
+
+def write_back(root: Path, lake: Lake, spec_file: SpecFile, status: FlywheelStatus,
+               version: str, gitops: GitOps, report: Reporter) -> None:
+    """Make the spec's marked ``activeModel`` line say ``version``, committed; idempotent."""
+    name = spec_file.spec.name
+    fresh = load_spec(root / spec_file.path, root)  # the file as it is now, not as planned
+    if person_pin(fresh.spec, status, fresh.policy_managed) is not None:
+        _cancel(lake, status, "a person's pin in the spec supersedes it")
+        return
+    revision = git.revision(root, (spec_file.path,)) if gitops.commit else None
+    if revision is not None and revision.dirty(spec_file.path):
+        _hold(lake, status, version, fresh.spec.active_model,
+              f"{spec_file.path} has uncommitted changes; the write-back waits for them to be "
+              "committed or undone")
+        return
+    _hold(lake, status, version, fresh.spec.active_model, None)
+    path = root / spec_file.path
+    text = path.read_text("utf-8")
+    try:
+        edited = set_active_model(text, fresh.lines.get(("activeModel",)), version)
+    except SpecEditError as exc:
+        raise StateError(f"cannot write {version} back: {exc}", file=spec_file.path,
+                         line=fresh.lines.get(("activeModel",)), field="activeModel",
+                         flywheel=name) from exc
+    if edited != text:
+        atomic_write_text(path, edited)
+    commit = pushed = None
+    if revision is not None:
+        fields = _message_fields(lake.observe(name), spec_file.path, name,
+                                 status.write_back.previous if status.write_back else None,
+                                 version)
+        commit = git.commit_paths(root, [spec_file.path], gitops.subject(fields)
+                                  + f"\n\n{fields['reason']}\n")
+        if commit and gitops.push:
+            pushed = git.push(root, gitops.remote, gitops.branch)
+    written = status.write_back
+    assert written is not None
+    status.write_back = written.model_copy(update={"pending": False, "commit": commit,
+                                                   "time": time.time(), "note": None})
+    lake.write_status(status)
+    report(WroteBack(name, version, written.previous, spec_file.path, commit, pushed))
+
+
+def _hold(lake: Lake, status: FlywheelStatus, version: str, previous: str | None,
+          note: str | None) -> None:
+    """Record the write-back as pending (the intent), before touching the file."""
+    current = status.write_back
+    if current is not None and current.pending and current.version == version:
+        previous = current.previous
+    status.write_back = WriteBack(version=version, previous=previous, pending=True,
+                                  time=time.time(), note=note)
+    lake.write_status(status)
+
+
+def _cancel(lake: Lake, status: FlywheelStatus, why: str) -> None:
+    if status.write_back is not None and status.write_back.pending:
+        status.write_back = status.write_back.model_copy(update={"pending": False, "note": why})
+        lake.write_status(status)
+
+
+def _message_fields(observed: Observed, spec_path: str, name: str, old: str | None,
+                    new: str) -> dict[str, str]:
+    iteration = next((it for it in reversed(observed.iterations)
+                      if it.trained_model_version == new), None)
+    trained = (iteration.trained_model_metrics or {}).get("AverageF1Score") if iteration else None
+    active = (iteration.evaluated_model_metrics or {}).get("AverageF1Score") if iteration else None
+    promotion = next((p for p in reversed(observed.status.promotions if observed.status else [])
+                      if p.version == new), None)
+    return {
+        "flywheel": name, "old": old or "none", "new": new,
+        "trained_f1": f"{trained:.4f}" if trained is not None else "n/a",
+        "active_f1": f"{active:.4f}" if active is not None else "n/a",
+        "iteration": iteration.flywheel_iteration_id if iteration else "n/a",
+        "reason": promotion.reason if promotion else f"{new} is the active model",
+        "spec_file": spec_path,
+    }
