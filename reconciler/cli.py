@@ -12,10 +12,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from reconciler.errors import FlywheelError
+
+if TYPE_CHECKING:
+    from reconciler.writeback import GitOps
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_STOPPED = 0, 1, 2, 3, 130
 #: Columns of tables printed to a pipe or file (no terminal to measure).
@@ -58,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
                 "Iterate and promote until every flywheel matches its spec.")
     p.add_argument("names", nargs="*", metavar="NAME", help="only these flywheels")
     _log_format_option(p)
+    _gitops_options(p)
+    p.add_argument("--report", type=Path, metavar="FILE",
+                   help="also write a Markdown report (for a pull-request comment) to FILE, "
+                   "with PNG charts in a charts/ folder next to it")
+    p.add_argument("--charts-url", metavar="URL", help="where the report's charts will be "
+                   "published (links become URL/NAME-f1.png); default: relative paths")
     p.add_argument("--names-from-stdin", action="store_true", help="start up, then read the "
                    "flywheel names from one line of stdin; none: exit (a warm worker of `watch`)")
     p = command("watch", _watch, "Serve as a daemon: reconcile whenever specs/ or data/ "
@@ -73,7 +83,29 @@ def _parser() -> argparse.ArgumentParser:
                    help="on SIGTERM, how long a running stage gets to finish (default 60)")
     p.add_argument("--max-iterations", type=int, default=1, metavar="N",
                    help="iterations running at once (default 1; DVC runs them one by one)")
+    _gitops_options(p)
     command("status", _status, "What the watch daemon is doing now (exit 3 if not running).")
+    p = command("iterate", _iterate, "Ask for an iteration of one flywheel now, even without new "
+                "data or inside a retry back-off; the status acknowledges the request.")
+    p.add_argument("name")
+    p.add_argument("--no-wait", action="store_true",
+                   help="only record the request (a running `flywheel watch` picks it up)")
+    _log_format_option(p)
+    _gitops_options(p)
+    command("install-hook", _install_hook, "Install git hooks (post-commit, post-merge) that "
+            "reconcile in the background when specs/ or data/ changed.", output=False)
+    p = command("publish", _publish, "After a reconcile (CI): dvc push the models, commit the "
+                "lake records and pipeline locks, and push.", output=False)
+    p.add_argument("--push", action="store_true", help="git push the commit (rebasing if needed)")
+    p.add_argument("--remote", default="origin", help="git remote (default origin)")
+    p.add_argument("--dvc-remote", help="DVC remote (default: the repository's default remote)")
+    p.add_argument("--no-dvc-push", action="store_true", help="leave the models where they are")
+    p.add_argument("--message", default=None, help="commit message")
+    p.add_argument("--skip-ci-marker", default="[skip ci]", metavar="TEXT",
+                   help="appended to commit subjects so CI does not run again ('' for none)")
+    p = command("plan", _plan, "What a reconcile would do and why, per flywheel; changes "
+                "nothing. Exit 0: nothing to do, 1: changes pending, 2: errors.")
+    p.add_argument("names", nargs="*", metavar="NAME", help="only these flywheels")
     p = command("validate", _validate, "Check every spec and dataset file; write nothing.")
     command("list", _list, "List flywheels: active model, latest iteration, F1, conditions.")
     p = command("describe", _describe, "Describe one flywheel (DescribeFlywheel).")
@@ -111,6 +143,46 @@ def _log_format_option(parser: argparse.ArgumentParser) -> None:
                         "otherwise, or one JSON object per line")
 
 
+def _gitops_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("write-back to git (specs with promotion.writeBack: true)")
+    group.add_argument("--no-commit", action="store_true",
+                       help="edit the activeModel lines but do not commit them")
+    group.add_argument("--push", action="store_true",
+                       help="push write-back commits to the current branch (rebasing if needed)")
+    group.add_argument("--push-branch", metavar="BRANCH",
+                       help="push them to this branch instead, ready for a pull request")
+    group.add_argument("--remote", default="origin", help="git remote to push to (origin)")
+    group.add_argument("--commit-message", metavar="TEMPLATE", help="commit subject; fields: "
+                       "{flywheel} {old} {new} {trained_f1} {active_f1} {iteration} {reason} "
+                       "{spec_file}")
+    group.add_argument("--skip-ci-marker", default="[skip ci]", metavar="TEXT",
+                       help="appended to commit subjects so CI does not run again ('' for none)")
+
+
+def _gitops(args: argparse.Namespace) -> GitOps:
+    from reconciler.writeback import DEFAULT_MESSAGE, GitOps, check_template
+
+    message = args.commit_message or DEFAULT_MESSAGE
+    check_template(message)
+    return GitOps(commit=not args.no_commit, push=bool(args.push or args.push_branch),
+                  remote=args.remote, branch=args.push_branch, message=message,
+                  skip_ci=args.skip_ci_marker)
+
+
+def _gitops_argv(args: argparse.Namespace) -> list[str]:
+    """The same write-back options, for the `flywheel reconcile` jobs the daemon starts."""
+    argv = ["--remote", args.remote, "--skip-ci-marker", args.skip_ci_marker]
+    if args.no_commit:
+        argv.append("--no-commit")
+    if args.push:
+        argv.append("--push")
+    if args.push_branch:
+        argv += ["--push-branch", args.push_branch]
+    if args.commit_message:
+        argv += ["--commit-message", args.commit_message]
+    return argv
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -141,33 +213,52 @@ def _console(*, stderr: bool) -> Console:
 
 
 def _reconcile(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.render import (
-        Progress,
-        log_format,
-        print_json,
-        reconcile_json,
-        reconcile_summary,
-        summary_fields,
-    )
-    from reconciler.runtime import reconcile
-    from reconciler.stopping import StopRequest, graceful_signals
-
     root = _root(args)
+    gitops = _gitops(args)
     names = set(args.names)
     if args.names_from_stdin:
         names |= set(sys.stdin.readline().split())
         if not names:
             return EXIT_OK
-    fmt = log_format(args.log_format, err)
+    return _run_reconcile(root, names, err, log_format=args.log_format, output=args.output,
+                          gitops=gitops, report_file=args.report, charts_url=args.charts_url)
+
+
+def _run_reconcile(root: Path, names: set[str], err: Console, *, log_format: str, output: str,
+                   gitops: GitOps | None = None, report_file: Path | None = None,
+                   charts_url: str | None = None) -> int:
+    """One reconcile with progress lines, a summary and the exit code (``reconcile``,
+    ``iterate``)."""
+    from reconciler.render import (
+        Progress,
+        print_json,
+        reconcile_json,
+        reconcile_summary,
+        summary_fields,
+    )
+    from reconciler.render import log_format as resolve_format
+    from reconciler.runtime import reconcile
+    from reconciler.stopping import StopRequest, graceful_signals
+
+    fmt = resolve_format(log_format, err)
     progress = Progress(err, fmt)
     stop = StopRequest()
     notice = "stopping after the current stage (send it again to stop now)"
     try:
         with graceful_signals(stop, notice=notice):
-            result = reconcile(root, report=progress, only=names or None, stop=stop)
+            result = reconcile(root, report=progress, only=names or None, stop=stop,
+                               gitops=gitops)
     finally:
         progress.stop()
-    if args.output == "json":
+    if report_file is not None:
+        from reconciler.report import markdown_report
+
+        report_file = report_file.resolve()
+        report_file.parent.mkdir(parents=True, exist_ok=True)
+        markdown = markdown_report(root, result, charts_dir=report_file.parent / "charts",
+                                   charts_url=charts_url)
+        report_file.write_text(markdown, "utf-8")
+    if output == "json":
         print_json(reconcile_json(result))
     elif fmt == "json":
         progress.lines.write(summary_fields(result))
@@ -187,7 +278,8 @@ def _watch(args: argparse.Namespace, out: Console, err: Console) -> int:
     options = WatchOptions(quiet=args.debounce, settle=args.settle, resync=max(args.resync, 1.0),
                            grace=args.grace, max_iterations=args.max_iterations)
     lines = LineWriter(err, log_format(args.log_format, err))
-    return WatchDaemon(_root(args), options, lines).run()
+    _gitops(args)  # refuse a bad template before serving
+    return WatchDaemon(_root(args), options, lines, job_args=_gitops_argv(args)).run()
 
 
 def _status(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -202,6 +294,68 @@ def _status(args: argparse.Namespace, out: Console, err: Console) -> int:
     else:
         out.print(watch_status_text(status, running=pid is not None), highlight=False)
     return EXIT_OK if pid is not None else EXIT_NOT_RUNNING
+
+
+def _plan(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.render import plan_json, plan_state, plan_table, print_json
+    from reconciler.views import all_views
+
+    root = _root(args)
+    views = all_views(root, set(args.names) or None, check_data=True)
+    unknown = set(args.names) - {v.name for v in views}
+    if unknown:
+        raise FlywheelError(f"no flywheel named {', '.join(sorted(unknown))} under specs/")
+    if args.output == "json":
+        print_json(plan_json(views))
+    else:
+        out.print(plan_table(views))
+    states = {plan_state(v) for v in views}
+    if "ERROR" in states:
+        return EXIT_USAGE
+    return EXIT_FAILED if "PENDING" in states else EXIT_OK
+
+
+def _iterate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.adapters.lake import Lake
+    from reconciler.adapters.requests import new_request
+    from reconciler.views import view
+
+    root = _root(args)
+    v = view(root, args.name)
+    token = new_request(root, v.name)
+    if args.no_wait:
+        err.print(f"requested an iteration of {v.name} (request {token}); a running "
+                  "`flywheel watch` or the next reconcile answers it", highlight=False)
+        return EXIT_OK
+    code = _run_reconcile(root, {v.name}, err, log_format=args.log_format, output=args.output,
+                          gitops=_gitops(args))
+    status = Lake(root).observe(v.name).status
+    if status is not None and status.last_handled_iteration_request == token:
+        err.print(f"request {token} handled", highlight=False)
+    else:
+        err.print(f"request {token} not handled yet (another reconciler holds {v.name}; it "
+                  "will answer it)", highlight=False)
+    return code
+
+
+def _install_hook(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.hooks import install_hooks
+
+    for path in install_hooks(_root(args)):
+        err.print(f"installed {path}")
+    return EXIT_OK
+
+
+def _publish(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.publish import DEFAULT_MESSAGE, publish
+
+    done = publish(_root(args), dvc_push=not args.no_dvc_push, dvc_remote=args.dvc_remote,
+                   push=args.push, remote=args.remote, message=args.message or DEFAULT_MESSAGE,
+                   skip_ci=args.skip_ci_marker)
+    err.print(f"files pushed to the DVC remote: {done.models_pushed}; commit: "
+              f"{done.commit or 'none (nothing changed)'}"
+              + (f"; pushed to {done.pushed_to}" if done.pushed_to else ""), highlight=False)
+    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace, out: Console, err: Console) -> int:

@@ -290,6 +290,72 @@ def _ago(when: float | None) -> str:
     return f"{max(time.time() - when, 0):.0f}s ago"
 
 
+# plan ---------------------------------------------------------------------------------------
+
+
+def plan_state(view: FlywheelView) -> str:
+    """ERROR, SUSPENDED, PENDING or UP_TO_DATE: what `flywheel plan` says of one flywheel."""
+    if view.error is not None:
+        return "ERROR"
+    assert view.plan is not None
+    if view.plan.suspended:
+        return "SUSPENDED"
+    return "PENDING" if view.plan.actions else "UP_TO_DATE"
+
+
+def plan_table(views: list[FlywheelView]) -> Table:
+    table = Table(title="Plan (nothing is changed)", title_justify="left")
+    for column in ("NAME", "STATE"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("WOULD DO, AND WHY", overflow="fold", min_width=30)
+    colours = {"ERROR": "red", "PENDING": "yellow", "SUSPENDED": "magenta", "UP_TO_DATE": "green"}
+    for v in views:
+        state = plan_state(v)
+        if v.error is not None:
+            detail = escape(str(v.error))
+        else:
+            assert v.plan is not None
+            lines = [escape(_action_text(a)) for a in v.plan.actions]
+            lines += [f"[dim]{escape(note)}[/]" for note in v.plan.notes]
+            detail = "\n".join(lines) or "nothing to do"
+        table.add_row(v.name, f"[{colours[state]}]{state}[/]", detail)
+    return table
+
+
+def plan_json(views: list[FlywheelView]) -> dict[str, Any]:
+    flywheels = []
+    for v in views:
+        entry: dict[str, Any] = {"FlywheelName": v.name, "State": plan_state(v)}
+        if v.error is not None:
+            entry["Error"] = str(v.error)
+        if v.plan is not None:
+            entry["Actions"] = [_action_json(a) for a in v.plan.actions]
+            entry["Notes"] = list(v.plan.notes)
+        flywheels.append(entry)
+    states = [f["State"] for f in flywheels]
+    return {"Flywheels": flywheels, "Pending": states.count("PENDING"),
+            "Errors": states.count("ERROR"), "Suspended": states.count("SUSPENDED")}
+
+
+def _action_json(action: object) -> dict[str, Any]:
+    if isinstance(action, Iterate):
+        return {"Action": "ITERATE", "Reason": action.reason,
+                "NewDatasets": list(action.new_datasets), "Attempt": action.attempt,
+                **({"Request": action.request} if action.request else {})}
+    if isinstance(action, Pin):
+        return {"Action": "PIN", "Version": action.version, "Reason": action.reason}
+    if isinstance(action, Unpin):
+        return {"Action": "UNPIN", "Reason": action.reason}
+    if isinstance(action, ApplyDecision):
+        return {"Action": "PROMOTE", "Version": action.version, "Reason": action.reason,
+                "FlywheelIterationId": action.iteration_id}
+    if isinstance(action, WriteSpec):
+        return {"Action": "WRITE_BACK", "Version": action.version, "Reason": action.reason}
+    if isinstance(action, Acknowledge):
+        return {"Action": "ACKNOWLEDGE", "Request": action.request, "Reason": action.reason}
+    return {"Action": type(action).__name__.upper()}
+
+
 # inspection -------------------------------------------------------------------------------
 
 

@@ -42,6 +42,8 @@ class FlywheelView:
             return [Condition("Ready", False, "Stalled", str(self.error)),
                     Condition("Stalled", True, self.error.kind, str(self.error))]
         assert self.plan is not None
+        if self.plan.suspended:
+            return [Condition("Ready", False, "Suspended", "; ".join(self.plan.notes))]
         pending = [a for a in self.plan.actions if isinstance(a, Iterate)]
         if pending:
             return [Condition("Ready", False, "IterationPending", pending[0].reason),

@@ -36,6 +36,8 @@ ROOT = Path("/repo")
     (".flywheel/watch/status.json", None),
     (".git/index", None),
     ("dvc.yaml", None),
+    (".flywheel/requests/alpha", ".flywheel/requests/alpha"),  # flywheel iterate alpha
+    (".flywheel/requests/.alpha.x1.tmp", None),
 ], ids=lambda value: str(value))
 def test_only_what_a_reconcile_reads_is_relevant(path: str, expected: str | None) -> None:
     assert ChangeFilter(ROOT).relevant(str(ROOT / path)) == expected

@@ -77,6 +77,12 @@ class DvcSession:
         with self._translated(f"dvc add {path}"):
             self._open().add([str(self.root / path)])
 
+    def push(self, paths: list[str], remote: str | None = None) -> int:
+        """``dvc push PATHS``: send tracked files to the DVC remote; how many were sent."""
+        with self._translated(f"dvc push {' '.join(paths)}"):
+            return int(self._open().push(targets=[str(self.root / p) for p in paths],
+                                         remote=remote) or 0)
+
     @contextlib.contextmanager
     def _translated(self, what: str) -> Iterator[None]:
         from dvc.exceptions import DvcException

@@ -16,10 +16,14 @@ from reconciler.errors import StateError, TransientError
 DEFAULT_NAME = "flywheel-reconciler"
 DEFAULT_EMAIL = "flywheel-reconciler@localhost"
 PUSH_ATTEMPTS = 5
+#: Set while the reconciler commits, so that the post-commit hook does not reconcile again.
+OWN_COMMIT_VARIABLE = "FLYWHEEL_RECONCILING"
 
 
 class GitError(StateError):
-    """A git command failed."""
+    """A git command failed; ``output`` holds all it said."""
+
+    output: str = ""
 
 
 def run(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
@@ -29,8 +33,13 @@ def run(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
     except FileNotFoundError as exc:
         raise GitError("git is not installed") from exc
     except subprocess.CalledProcessError as exc:
-        detail = (exc.stderr or exc.stdout or "").strip().splitlines()
-        raise GitError(f"git {' '.join(args)} failed: {detail[-1] if detail else exc}") from exc
+        output = (exc.stderr or exc.stdout or "").strip()
+        lines = [line for line in output.splitlines() if not line.startswith("hint:")]
+        telling = [line for line in lines if line.startswith(("error:", "fatal:", " ! "))]
+        detail = (telling or lines or [str(exc)])[-1].strip()
+        error = GitError(f"git {' '.join(args)} failed: {detail}")
+        error.output = output
+        raise error from exc
     return done.stdout
 
 
@@ -109,7 +118,8 @@ def commit_paths(root: Path, paths: list[str], message: str) -> str | None:
     staged = run(root, "diff", "--cached", "--name-only", "-z", "--", *paths).split("\0")
     if not any(staged):
         return None
-    run(root, *_identity(root), "commit", "-q", "-m", message, "--only", "--", *paths)
+    run(root, *_identity(root), "commit", "-q", "-m", message, "--only", "--", *paths,
+        env={OWN_COMMIT_VARIABLE: "1"})
     return head(root)
 
 
@@ -135,11 +145,11 @@ def push(root: Path, remote: str, branch: str | None = None, *,
             run(root, "push", "-q", remote, f"HEAD:{target}")
             return target
         except GitError as exc:
-            if not _rejected(str(exc)) or attempt == attempts:
+            if not _rejected(exc.output) or attempt == attempts:
                 raise
         time.sleep(random.uniform(0.2, 1.0) * attempt)  # others are pushing too: spread out
         try:
-            run(root, *_identity(root), "pull", "-q", "--rebase", remote, current)
+            run(root, *_identity(root), "pull", "-q", "--rebase", "--autostash", remote, current)
         except GitError as exc:
             run_quietly(root, "rebase", "--abort")
             raise GitError(f"could not rebase onto {remote}/{current}: {exc.message}") from exc

@@ -31,6 +31,7 @@ from watchdog.observers.api import ObservedWatch
 from reconciler.adapters.datasets import resolve_inside
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SPECS_DIR
+from reconciler.adapters.requests import REQUESTS_DIR
 from reconciler.core.planner import Iterate
 from reconciler.core.spec import DATA_DIR
 from reconciler.daemon.status import single_instance, write_status
@@ -82,6 +83,7 @@ class WatchDaemon:
     root: Path
     options: WatchOptions
     lines: LineWriter
+    job_args: list[str] = field(default_factory=list)  # passed on to each `flywheel reconcile`
     trigger: Trigger = field(init=False)
     stop: StopRequest = field(default_factory=StopRequest)
 
@@ -113,6 +115,7 @@ class WatchDaemon:
             self.observer = Observer()
             self.handler = ChangeHandler(ChangeFilter(self.root), self.trigger)
             self.observer.schedule(self.handler, str(self.root), recursive=False)
+            (self.root / REQUESTS_DIR).mkdir(parents=True, exist_ok=True)
             self._rewatch()
             self.observer.start()
             self.log("watch.started", repository=str(self.root), pid=os.getpid(),
@@ -256,7 +259,7 @@ class WatchDaemon:
 
     def _new_worker(self) -> Worker:
         return Worker(self.root, emit=self.lines.write, on_change=lambda _: self._write_status(),
-                      on_exit=self._exited)
+                      on_exit=self._exited, extra_args=self.job_args)
 
     def _keep_a_spare(self) -> None:
         """Have a warm worker waiting, started while nothing else runs (no CPU contention)."""
@@ -317,8 +320,9 @@ class WatchDaemon:
     # watching -----------------------------------------------------------------------------
 
     def _rewatch(self) -> None:
-        """Watch ``specs/`` and ``data/`` recursively, again if either was created or replaced."""
-        for folder in (SPECS_DIR, DATA_DIR):
+        """Watch ``specs/``, ``data/`` and the request folder, again if one was created or
+        replaced."""
+        for folder in (SPECS_DIR, DATA_DIR, REQUESTS_DIR):
             path = self.root / folder
             try:
                 inode = path.stat().st_ino if path.is_dir() else None

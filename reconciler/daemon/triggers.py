@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from reconciler.adapters.loader import SPECS_DIR
+from reconciler.adapters.requests import REQUESTS_DIR
 from reconciler.core.spec import DATA_DIR
 
 #: Event kinds that can change what a reconcile reads (opening or reading a file cannot).
@@ -33,7 +34,8 @@ class ChangeFilter:
     """Decides whether a path under the repository is one a reconcile reads.
 
     Specs: ``specs/**/*.yaml`` (hidden files and folders skipped, as the loader does). Data: any
-    file under ``data/`` that is not hidden or an editor's scratch file. Everything else (the
+    file under ``data/`` that is not hidden or an editor's scratch file. Requests written by
+    ``flywheel iterate`` (``.flywheel/requests/NAME``). Everything else (the
     data lake, pipelines, DVC's cache, ``.git``) is the daemon's own output or irrelevant, so
     writing it never wakes the daemon.
     """
@@ -48,6 +50,9 @@ class ChangeFilter:
         except ValueError:
             return None
         parts = relative.parts
+        if parts[:2] == tuple(REQUESTS_DIR.split("/")) and len(parts) == 3:
+            name = parts[2]
+            return None if name.startswith(".") else str(relative)  # `flywheel iterate NAME`
         if len(parts) == 1:  # specs/ or data/ itself appearing, vanishing or being replaced
             return str(relative) if parts[0] in (SPECS_DIR, DATA_DIR) else None
         if parts[0] not in (SPECS_DIR, DATA_DIR):

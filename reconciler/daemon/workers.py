@@ -40,7 +40,8 @@ class Worker:
     """
 
     def __init__(self, root: Path, *, emit: Callable[[Fields], None],
-                 on_change: Callable[[Worker], None], on_exit: Callable[[Worker], None]) -> None:
+                 on_change: Callable[[Worker], None], on_exit: Callable[[Worker], None],
+                 extra_args: list[str] | None = None) -> None:
         self.root = root
         self.emit, self.on_change, self.on_exit = emit, on_change, on_exit
         self.name = ""
@@ -54,7 +55,7 @@ class Worker:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reconciler.cli", "-C", str(root), "reconcile",
-             "--log-format", "json", "--names-from-stdin"],
+             "--log-format", "json", "--names-from-stdin", *(extra_args or [])],
             cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, start_new_session=True)
         threading.Thread(target=self._read, name="worker", daemon=True).start()
