@@ -4,12 +4,15 @@ lineage, hooks and the CI publish step, with real git (bare remotes) and real DV
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import bundled_rows, run_cli, write_csv
+import yaml
+from conftest import PROJECT, bundled_rows, run_cli, write_csv
 
 LABELS = ["games", "mail", "science", "sound"]
 SPEC = "specs/packages.yaml"
@@ -280,8 +283,8 @@ def test_publish_pushes_models_to_dvc_and_records_to_git(flywheel: Path) -> None
     repo = flywheel
     remote = bare_remote(repo)
     storage = repo.parent / "dvc-storage"
-    subprocess.run([str(Path(__import__("sys").executable).with_name("dvc")), "remote", "add",
-                    "-d", "storage", str(storage)], cwd=repo, check=True, capture_output=True)
+    subprocess.run([str(Path(sys.executable).with_name("dvc")), "remote", "add", "-d",
+                    "storage", str(storage)], cwd=repo, check=True, capture_output=True)
     commit(repo, "DVC remote")
     git(repo, "push", "-q", "origin", "HEAD")
     run_cli(repo, "reconcile", "--push", "--report", str(repo.parent / "report.md"))
@@ -298,3 +301,63 @@ def test_publish_pushes_models_to_dvc_and_records_to_git(flywheel: Path) -> None
     assert git(remote, "log", "-1", "--format=%s").endswith("[skip ci]")
     again = run_cli(repo, "publish", "--push")
     assert "commit: none (nothing changed)" in again.stderr
+
+
+def workflow_steps(event: str) -> list[str]:
+    """The shell commands the shipped GitHub Actions workflow runs for ``event``, in order."""
+    workflow = yaml.safe_load((PROJECT / "examples/ci/github-actions.yml").read_text())
+    commands = []
+    for step in workflow["jobs"]["reconcile"]["steps"]:
+        if "run" not in step or step.get("name") == "Install":
+            continue
+        condition = step.get("if", "")
+        if ("!= 'pull_request'" in condition and event == "pull_request") or \
+                ("== 'pull_request'" in condition and event != "pull_request"):
+            continue
+        commands.append(step["run"])
+    return commands
+
+
+def ci_run(remote: Path, workdir: Path, event: str) -> Path:
+    """A fresh checkout, as a runner makes one, then the workflow's own commands."""
+    subprocess.run(["git", "clone", "-q", str(remote), str(workdir)], check=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1"}
+    for command in workflow_steps(event):
+        done = subprocess.run(["bash", "-e", "-c", command], cwd=workdir, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+    return workdir
+
+
+def test_the_shipped_ci_workflow_runs_against_real_remotes(flywheel: Path) -> None:
+    repo = flywheel
+    remote = bare_remote(repo)
+    storage = repo.parent / "dvc-storage"
+    subprocess.run([str(Path(sys.executable).with_name("dvc")), "remote", "add", "-d",
+                    "storage", str(storage)], cwd=repo, check=True, capture_output=True)
+    commit(repo, "DVC remote")
+    git(repo, "push", "-q", "origin", "HEAD")
+
+    ci_run(remote, repo.parent / "ci-1", "push")
+    log = git(remote, "log", "--format=%s").splitlines()
+    assert log[0].startswith("flywheel: lake records") and log[0].endswith("[skip ci]")
+    assert log[1].startswith("flywheel: packages activeModel none -> v1")
+
+    git(repo, "pull", "-q", "--rebase", "origin")  # the person gets the job's commits
+    assert "activeModel: v1  # flywheel:policy" in (repo / SPEC).read_text()
+    (repo / SPEC).write_text((repo / SPEC).read_text().replace(
+        FOOTER, "  - {name: v2, type: TRAIN, path: data/v2.csv}\n" + FOOTER))
+    commit(repo, "Add dataset v2")
+    git(repo, "push", "-q", "origin", "HEAD")
+
+    review = ci_run(remote, repo.parent / "ci-pr", "pull_request")
+    assert git(remote, "log", "-1", "--format=%s") == "Add dataset v2"  # a PR pushes nothing
+    report = (review / "flywheel-report.md").read_text()
+    assert "Iterated and promoted" in report and "v2" in report
+
+    second = ci_run(remote, repo.parent / "ci-2", "push")
+    (_, latest) = records(second)
+    assert latest["evaluatedModelVersion"] == "v1"  # the model came back from the DVC remote
+    assert latest["evaluatedModelMetrics"]["AverageF1Score"] > 0
+    assert "activeModel: v2  # flywheel:policy" in git(remote, "show", f"HEAD:{SPEC}")
