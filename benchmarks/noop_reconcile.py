@@ -21,6 +21,8 @@ Timed, as whole processes (wall clock, repeated; median and min):
   target <= 0.5x;
 * the first no-op reconcile with a cold hash cache (``.flywheel/cache`` deleted before each
   run, so all 1000 dataset files are read and hashed) vs the warm one;
+* ``flywheel plan`` (the CI dry run: reads every spec and the lake, changes nothing) vs
+  ``dvc status``;
 * ``python -c pass`` as the floor of any Python process, for context.
 
 Usage: ``.venv/bin/python benchmarks/noop_reconcile.py [--flywheels 100] [--versions 10]
@@ -246,6 +248,8 @@ def time_runs(root: Path, repeat: int) -> dict[str, Stats]:
             run_timed([FLYWHEEL, "reconcile"], cwd=root).seconds)
         samples["reconcile (warm hash cache)"].append(
             run_timed([FLYWHEEL, "reconcile"], cwd=root).seconds)
+        samples["plan (warm hash cache)"].append(
+            run_timed([FLYWHEEL, "plan"], cwd=root).seconds)  # exit 0: nothing pending
         samples["dvc status"].append(run_timed([DVC, "status"], cwd=root).seconds)
         samples["python -c pass"].append(run_timed([PYTHON, "-c", "pass"], cwd=root).seconds)
     return {name: Stats(tuple(values)) for name, values in samples.items()}
@@ -294,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                          target=0.5))
         print(ratio_line("no-op reconcile (cold) / dvc status", cold, stats["dvc status"]))
         print(ratio_line("no-op reconcile warm / cold       ", warm, cold))
+        print(ratio_line("flywheel plan (warm) / dvc status ", stats["plan (warm hash cache)"],
+                         stats["dvc status"]))
         print(machine_note())
     return 0
 
