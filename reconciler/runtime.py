@@ -7,6 +7,7 @@ imports DVC or scikit-learn. One flywheel's error never stops the others.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from reconciler.core.state import (
     PromotionRecord,
     SourceRevision,
 )
-from reconciler.errors import FlywheelError, StateError, Stopped
+from reconciler.errors import FlywheelError, StateError, Stopped, TransientError
 from reconciler.events import Failed, Planned, Promoted, Reporter, ignore
 from reconciler.iteration import IterationRun, promote, recover
 from reconciler.stopping import NEVER, StopRequest
@@ -198,6 +199,11 @@ def _reconcile_one(ctx: Context, spec_file: SpecFile) -> FlywheelResult:
     except FlywheelError as exc:
         exc.flywheel = exc.flywheel or name
         outcome.error = exc
+    except (OSError, sqlite3.Error) as exc:
+        # The system failed a read or write (a full disk, a file-size limit, an I/O error), here
+        # or inside DVC (its state databases are SQLite): one line, never a traceback.
+        outcome.error = TransientError(f"a file operation failed: {type(exc).__name__}: {exc} "
+                                       "(is the disk full?)", flywheel=name)
     return outcome
 
 

@@ -346,7 +346,7 @@ def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
     assert error.line is None
     assert str(MAX_SPEC_BYTES) in error.message
     assert str(error) == f"{SPEC_FILE}: file is {MAX_SPEC_BYTES + 1} bytes; the limit is " \
-                         f"{MAX_SPEC_BYTES}"
+                         f"{MAX_SPEC_BYTES} (set FLYWHEEL_MAX_SPEC_BYTES to raise it)"
 
 
 # --------------------------------------------------------------------------------------------

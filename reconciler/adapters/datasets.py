@@ -8,6 +8,7 @@ no-change reconcile path reads no dataset bytes at all.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -18,12 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler import limits
 from reconciler.adapters.files import atomic_write_text
 from reconciler.core.spec import DATA_DIR, Dataset, DatasetType, FlywheelSpec, Mode, TaskConfig
 from reconciler.errors import DataError, SpecError
 
-MAX_DATASET_BYTES = 2 * 1024**3
-MAX_ROW_CHARS = 1_000_000
+#: The defaults; FLYWHEEL_MAX_DATASET_BYTES and FLYWHEEL_MAX_ROW_CHARS change them (limits.py).
+MAX_DATASET_BYTES = limits.DATASET_BYTES.default
+MAX_ROW_CHARS = limits.ROW_CHARS.default
 HASH_CACHE = ".flywheel/cache/hashes.json"
 _CHUNK = 1 << 20
 
@@ -89,8 +92,10 @@ class HashCache:
         return digest, stat.st_size
 
     def save(self) -> None:
+        """Write the cache back; a failed write (a full disk) only costs re-hashing later."""
         if self.dirty:
-            atomic_write_text(self.path, json.dumps(self.entries, sort_keys=True))
+            with contextlib.suppress(OSError):
+                atomic_write_text(self.path, json.dumps(self.entries, sort_keys=True))
             self.dirty = False
 
 
@@ -109,6 +114,7 @@ def fingerprint(spec: FlywheelSpec, spec_path: str, lines_of: Callable[..., int 
     ``lines_of(*loc)`` maps a spec location to its line number.
     """
     files = []
+    max_bytes = limits.DATASET_BYTES.value()
     for index, dataset in enumerate(spec.datasets):
         def error(message: str, index: int = index) -> SpecError:
             return SpecError(message, file=spec_path, line=lines_of("datasets", index, "path"),
@@ -125,9 +131,9 @@ def fingerprint(spec: FlywheelSpec, spec_path: str, lines_of: Callable[..., int 
             raise error(f"dataset file not found: {dataset.path} is a directory")
         if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
             raise error(f"{dataset.path} is not a regular file")
-        if info.st_size > MAX_DATASET_BYTES:  # checked before hashing: do not read what is refused
-            raise error(f"{dataset.path} is {info.st_size} bytes; the limit is "
-                        f"{MAX_DATASET_BYTES}")
+        if info.st_size > max_bytes:  # checked before hashing: do not read what is refused
+            raise error(f"{dataset.path} is {info.st_size} bytes; the limit is {max_bytes} "
+                        f"({limits.DATASET_BYTES.hint})")
         try:
             md5, size = cache.md5(path)
         except OSError as exc:
@@ -154,9 +160,11 @@ def read_dataset(path: Path, display: str, task: TaskConfig) -> list[Document]:
     declared = set(task.labels)
     documents: list[Document] = []
     # The csv module's own cell limit (131,072 by default) would refuse long documents with a
-    # "malformed CSV" message before MAX_ROW_CHARS could name the real problem.
-    if csv.field_size_limit() <= MAX_ROW_CHARS:
-        csv.field_size_limit(MAX_ROW_CHARS + 1)
+    # "malformed CSV" message before the row limit could name the real problem. No cell can be
+    # longer than the text, which is in memory already: a limit past both never refuses first.
+    max_chars = limits.ROW_CHARS.value()
+    if csv.field_size_limit() <= max(max_chars, len(text)):
+        csv.field_size_limit(max(max_chars, len(text)) + 1)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     line = 1
     try:
@@ -164,7 +172,7 @@ def read_dataset(path: Path, display: str, task: TaskConfig) -> list[Document]:
             start, line = line, reader.line_num + 1
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # blank line
-            documents.append(_document(row, start, display, task, declared))
+            documents.append(_document(row, start, display, task, declared, max_chars))
     except csv.Error as exc:
         raise DataError(f"malformed CSV in the row starting here: {exc}", file=display,
                         line=line) from exc
@@ -174,7 +182,7 @@ def read_dataset(path: Path, display: str, task: TaskConfig) -> list[Document]:
 
 
 def _document(row: list[str], line: int, file: str, task: TaskConfig,
-              declared: set[str]) -> Document:
+              declared: set[str], max_chars: int) -> Document:
     def fail(message: str) -> DataError:
         return DataError(message, file=file, line=line)
 
@@ -182,8 +190,9 @@ def _document(row: list[str], line: int, file: str, task: TaskConfig,
         hint = "; quote the text if it contains commas" if len(row) > 2 else ""
         raise fail(f"expected 2 columns (label,text), found {len(row)}{hint}")
     label_cell, text = row
-    if len(text) > MAX_ROW_CHARS:
-        raise fail(f"document has {len(text)} characters; the limit is {MAX_ROW_CHARS}")
+    if len(text) > max_chars:
+        raise fail(f"document has {len(text)} characters; the limit is {max_chars} "
+                   f"({limits.ROW_CHARS.hint})")
     if not label_cell.strip():
         raise fail("row has no label")
     if not text.strip():

@@ -19,12 +19,13 @@ import yaml
 from pydantic import ValidationError
 from yaml.reader import ReaderError
 
+from reconciler import limits
 from reconciler.core.spec import FlywheelSpec, LocatedValueError, Recipe
 from reconciler.core.specedit import is_policy_line
 from reconciler.errors import SpecError
 
 SPECS_DIR = "specs"
-MAX_SPEC_BYTES = 256 * 1024
+MAX_SPEC_BYTES = limits.SPEC_BYTES.default  # the default; FLYWHEEL_MAX_SPEC_BYTES changes it
 MAX_DEPTH = 32
 MAX_NODES = 20_000
 MAX_INT = 2**63
@@ -74,21 +75,23 @@ def load_spec(path: Path, root: Path) -> SpecFile:
     """Read, parse and validate one spec file; raises :class:`SpecError` on any problem."""
     relative = _relative(path, root)
     _check_inside_specs(path, root, relative)
+    limit = limits.SPEC_BYTES.value()
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
             raise SpecError("is a directory, not a spec file", file=relative)
         if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
             raise SpecError("is not a regular file", file=relative)
-        if info.st_size > MAX_SPEC_BYTES:
-            raise SpecError(f"file is {info.st_size} bytes; the limit is {MAX_SPEC_BYTES}",
-                            file=relative)
+        if info.st_size > limit:
+            raise SpecError(f"file is {info.st_size} bytes; the limit is {limit} "
+                            f"({limits.SPEC_BYTES.hint})", file=relative)
         with path.open("rb") as handle:  # read at most one byte past the limit, whatever stat said
-            raw = handle.read(MAX_SPEC_BYTES + 1)
+            raw = handle.read(limit + 1)
     except OSError as exc:
         raise SpecError(f"cannot read: {exc.strerror}", file=relative) from exc
-    if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(f"file is over the limit of {MAX_SPEC_BYTES} bytes", file=relative)
+    if len(raw) > limit:
+        raise SpecError(f"file is over the limit of {limit} bytes ({limits.SPEC_BYTES.hint})",
+                        file=relative)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -322,7 +325,10 @@ def load_specs(root: Path) -> tuple[list[SpecFile], list[SpecError]]:
     """Every spec under ``specs/``; a bad file is reported and skipped, the others still load.
 
     Two files declaring the same flywheel name are both refused: neither may silently win.
+    A badly set limit variable (``reconciler/limits.py``) is refused first, for every command:
+    it is the operator's mistake, not one spec's.
     """
+    limits.check()
     loaded: list[SpecFile] = []
     errors: list[SpecError] = []
     for path in spec_paths(root):

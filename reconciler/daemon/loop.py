@@ -28,6 +28,7 @@ from typing import Any
 from watchdog.observers import Observer
 from watchdog.observers.api import ObservedWatch
 
+from reconciler import limits
 from reconciler.adapters.datasets import resolve_inside
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SPECS_DIR
@@ -108,7 +109,11 @@ class WatchDaemon:
     # running ------------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Serve until SIGTERM/SIGINT; 0 after a clean shutdown."""
+        """Serve until SIGTERM/SIGINT; 0 after a clean shutdown.
+
+        A badly set limit variable is refused before serving: every job would fail on it.
+        """
+        limits.check()
         with single_instance(self.root), graceful_signals(self.stop, force=self._force,
                                                           wake=self.trigger.poke):
             _route_watchdog_logs(self.lines)
