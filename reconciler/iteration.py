@@ -6,6 +6,9 @@ finishes or marks FAILED (see :func:`recover`):
 1. iteration record TRAINING      4. model copied into the lake, ``dvc add`` of the models folder
 2. pipeline files, ``dvc repro``  5. evaluations, then the version record (immutable)
 3. iteration record EVALUATING    6. iteration record COMPLETED (immutable), then the promotion
+
+Named failpoints (:mod:`reconciler.failpoints`) sit between these steps; the crash-safety tests
+kill the reconciler at each of them and check what the next reconcile makes of it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from reconciler.adapters.datasets import Corpus, DatasetFile
 from reconciler.adapters.dvc import DvcSession
-from reconciler.adapters.files import atomic_write_bytes, read_json
+from reconciler.adapters.files import atomic_write_bytes, read_json, remove_stale_temp_files
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile
 from reconciler.adapters.pipeline import write_pipeline
@@ -34,6 +37,7 @@ from reconciler.core.state import (
 )
 from reconciler.errors import FlywheelError, Stopped, TransientError
 from reconciler.events import IterationFinished, IterationStarted, Promoted, Reporter, StageStarted
+from reconciler.failpoints import failpoint
 from reconciler.stages.workspace import Workspace
 from reconciler.stopping import NEVER, StopRequest
 
@@ -93,6 +97,7 @@ class IterationRun:
         started = time.monotonic()
         self.lake.write_status(self.status)
         self.lake.write_iteration(self.record)
+        failpoint("iteration:training-recorded")
         self.report(IterationStarted(self.spec.name, self.iteration_id, self.action.reason,
                                      (len(self.corpus.train), len(self.corpus.test))))
         try:
@@ -122,23 +127,32 @@ class IterationRun:
 
     def _execute(self) -> ModelVersionRecord:
         write_pipeline(self.root, self.spec, self.spec_file.path, self.active)
+        failpoint("iteration:pipeline-written")
         log = self.root / LOGS_DIR / self.spec.name / f"{self.iteration_id}.log"
         dvc_yaml = str(self.ws.dvc_yaml)
         with DvcSession(self.root, log) as dvc:
             self.stop.check("the train stage")
             self.report(StageStarted(self.spec.name, self.iteration_id, "train"))
             dvc.reproduce(f"{dvc_yaml}:train")
+            failpoint("iteration:train-reproduced")
             self.stop.check("the evaluate stage")
             self._set_status(IterationStatus.EVALUATING)
+            failpoint("iteration:evaluating-recorded")
             self.report(StageStarted(self.spec.name, self.iteration_id, "evaluate"))
             dvc.reproduce(f"{dvc_yaml}:evaluate")
+            failpoint("iteration:evaluate-reproduced")
             # From here on the work is seconds away from done: finish it even if asked to stop.
             version = self.observed.next_version()
             model_file = self.ws.model_file(version)
             atomic_write_bytes(self.root / str(model_file),
                                (self.root / str(self.ws.model)).read_bytes())
+            failpoint("iteration:model-copied")
             self.report(StageStarted(self.spec.name, self.iteration_id, "archive"))
+            # A killed iteration's half-copied model (a temp file) must not become part of the
+            # tracked folder; only the flywheel lock's holder writes there, so any is an orphan.
+            remove_stale_temp_files(self.root / str(self.ws.models), older_than=0)
             dvc.track(str(self.ws.models))
+            failpoint("iteration:model-tracked")
         return self._archive(version, str(model_file))
 
     def _archive(self, version: str, model_file: str) -> ModelVersionRecord:
@@ -146,9 +160,11 @@ class IterationRun:
         train_summary = read_json(self.root / str(self.ws.train_summary))
         self.lake.write_evaluation(self.spec.name, self.iteration_id, "trained",
                                    evaluation["trained"])
+        failpoint("iteration:trained-evaluation-written")
         if evaluation.get("active"):
             self.lake.write_evaluation(self.spec.name, self.iteration_id, "active",
                                        evaluation["active"])
+            failpoint("iteration:active-evaluation-written")
         record = ModelVersionRecord(
             version=version,
             flywheel_iteration_id=self.iteration_id,
@@ -164,6 +180,7 @@ class IterationRun:
             source_revision=self.source,
         )
         self.lake.write_version(self.spec.name, record)
+        failpoint("iteration:version-recorded")
         if evaluation.get("activeNote"):
             self.record.message = evaluation["activeNote"]
         if evaluation.get("active"):
@@ -206,11 +223,13 @@ def finish_iteration(lake: Lake, record: IterationRecord, version: ModelVersionR
     record.end_time = time.time()
     record.duration_seconds = round(duration, 3) if duration is not None else None
     lake.write_iteration(record)
+    failpoint("iteration:completed")
     report(IterationFinished(spec.name, record))
     if record.decision.promote:
         promote(lake, status, version.version, kind="POLICY", reason=record.decision.reason,
                 iteration_id=record.flywheel_iteration_id, spec_file=spec_file.path,
                 report=report, source=source)
+        failpoint("iteration:promoted")
     lake.write_history(spec.name, lake.observe(spec.name).iterations)
 
 

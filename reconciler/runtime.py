@@ -182,8 +182,10 @@ def _reconcile_one(ctx: Context, spec_file: SpecFile) -> FlywheelResult:
     outcome = FlywheelResult(name=name, spec_file=spec_file.path)
     try:
         inputs = read_inputs(ctx.root, ctx.lake, ctx.cache, spec_file)
+        ctx.lake.remove_stale_temp_files(name)  # left by a writer killed mid-write
         first = plan_for(inputs, ctx.clock())
-        unfinished = any(not it.status.terminal for it in inputs.observed.iterations)
+        unfinished = any(not it.status.terminal for it in inputs.observed.iterations) or \
+            ctx.lake.history_stale(name, inputs.observed.iterations)
         if (first.up_to_date and not unfinished) or first.suspended:
             outcome.plan = first
             ctx.report(Planned(name, first))
@@ -223,6 +225,8 @@ def _act(ctx: Context, spec_file: SpecFile, outcome: FlywheelResult) -> None:
     if recover(ctx.lake, inputs.observed, spec_file, status, on_event, source):
         inputs = read_inputs(ctx.root, ctx.lake, ctx.cache, spec_file)
         status = inputs.observed.status or status
+    if inputs.observed.iterations:  # a crash after COMPLETED may have missed its history row
+        ctx.lake.write_history(name, inputs.observed.iterations)
     current = plan_for(inputs, ctx.clock())
     outcome.plan = current
     ctx.report(Planned(name, current))

@@ -5,6 +5,8 @@ pending (with the value the line held before), (2) the spec line is edited in pl
 atomically), (3) the spec file alone is committed (and pushed, when asked), (4) the status says
 it is done, with the commit. A reconcile that finds (1) without (4) finishes the job; while it is
 pending, the line holding either the old or the new value is the policy's, not a person's pin.
+Finishing it: a spec whose only uncommitted change is that very edit is committed (not held as a
+person's work in progress), and a commit already made is found and recorded.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.adapters import git
-from reconciler.adapters.files import atomic_write_text
+from reconciler.adapters.files import atomic_write_text, remove_stale_temp_files
 from reconciler.adapters.lake import Lake
-from reconciler.adapters.loader import SpecFile, load_spec
+from reconciler.adapters.loader import SpecFile, load_spec, parse_yaml
 from reconciler.core.planner import person_pin
 from reconciler.core.specedit import SpecEditError, set_active_model
 from reconciler.core.state import FlywheelStatus, Observed, WriteBack
-from reconciler.errors import StateError
+from reconciler.errors import SpecError, StateError
 from reconciler.events import Reporter, WroteBack
+from reconciler.failpoints import failpoint
 
 DEFAULT_MESSAGE = ("flywheel: {flywheel} activeModel {old} -> {new} "
                    "(F1 {trained_f1} vs {active_f1})")
@@ -64,13 +67,20 @@ def write_back(root: Path, lake: Lake, spec_file: SpecFile, status: FlywheelStat
         _cancel(lake, status, "a person's pin in the spec supersedes it")
         return
     revision = git.revision(root, (spec_file.path,)) if gitops.commit else None
-    if revision is not None and revision.dirty(spec_file.path):
+    resuming = (status.write_back is not None and status.write_back.pending
+                and status.write_back.version == version)
+    if revision is not None and revision.dirty(spec_file.path) and not (
+            resuming and _only_our_edit(root, spec_file.path, version)):
         _hold(lake, status, version, fresh.spec.active_model,
               f"{spec_file.path} has uncommitted changes; the write-back waits for them to be "
               "committed or undone")
         return
     _hold(lake, status, version, fresh.spec.active_model, None)
+    failpoint("writeback:pending")
     path = root / spec_file.path
+    # A write-back killed mid-edit left its temp file beside the spec; only a write-back (under
+    # the flywheel's lock, which we hold) writes one, so any there is an orphan.
+    remove_stale_temp_files(path.parent, older_than=0, target=path.name)
     text = path.read_text("utf-8")
     try:
         edited = set_active_model(text, fresh.lines.get(("activeModel",)), version)
@@ -80,6 +90,7 @@ def write_back(root: Path, lake: Lake, spec_file: SpecFile, status: FlywheelStat
                          flywheel=name) from exc
     if edited != text:
         atomic_write_text(path, edited)
+    failpoint("writeback:edited")
     commit = pushed = None
     if revision is not None:
         fields = _message_fields(lake.observe(name), spec_file.path, name,
@@ -87,14 +98,34 @@ def write_back(root: Path, lake: Lake, spec_file: SpecFile, status: FlywheelStat
                                  version)
         commit = git.commit_paths(root, [spec_file.path], gitops.subject(fields)
                                   + f"\n\n{fields['reason']}\n")
+        if commit is None and resuming:  # a write-back killed after its commit: that commit
+            commit = git.run(root, "log", "-1", "--format=%H", "--",
+                             spec_file.path).strip() or None
+        failpoint("writeback:committed")
         if commit and gitops.push:
             pushed = git.push(root, gitops.remote, gitops.branch)
+    failpoint("writeback:before-status")
     written = status.write_back
     assert written is not None
     status.write_back = written.model_copy(update={"pending": False, "commit": commit,
                                                    "time": time.time(), "note": None})
     lake.write_status(status)
     report(WroteBack(name, version, written.previous, spec_file.path, commit, pushed))
+
+
+def _only_our_edit(root: Path, spec_path: str, version: str) -> bool:
+    """Whether the spec's one uncommitted change is the policy's line set to ``version``.
+
+    That is what a write-back killed between its edit and its commit leaves: the edit is ours,
+    to be committed, not a person's change to wait for.
+    """
+    try:
+        head = git.run(root, "show", f"HEAD:{spec_path}")
+        _, lines = parse_yaml(head, spec_path)
+        ours = set_active_model(head, lines.get(("activeModel",)), version)
+        return ours == (root / spec_path).read_text("utf-8")
+    except (git.GitError, SpecError, SpecEditError, OSError, UnicodeDecodeError):
+        return False
 
 
 def _hold(lake: Lake, status: FlywheelStatus, version: str, previous: str | None,

@@ -23,6 +23,8 @@ DVC_LOCK = ".flywheel/locks/dvc"
 DVC_LOCK_TIMEOUT = 600.0
 #: Exit statuses of a stage command killed by SIGINT or SIGTERM (directly, or through a shell).
 _INTERRUPTED_STATUSES = frozenset({-2, -15, 130, 143})
+#: ... and by SIGKILL: the kernel's OOM killer, or a person's ``kill -9``, not a fault of the data.
+_KILLED_STATUSES = frozenset({-9, 137})
 
 
 def is_dvc_repo(root: Path) -> bool:
@@ -96,8 +98,12 @@ class DvcSession:
             raise TransientError(f"{what}: DVC's repository lock is held: {exc}",
                                  delay=30.0) from exc
         except DvcException as exc:
-            if _interrupted(exc):
+            status = _stage_status(exc)
+            if status in _INTERRUPTED_STATUSES:
                 raise Stopped(f"{what}: the stage command was interrupted by a signal") from exc
+            if status in _KILLED_STATUSES:
+                raise TransientError(f"{what}: the stage command was killed (SIGKILL: out of "
+                                     "memory, or by hand)", delay=60.0) from exc
             detail = _stage_error(self.log, offset) or str(exc)
             raise PipelineError(f"{what} failed: {detail} (log: {self._display_log()})") from exc
 
@@ -140,17 +146,17 @@ def _python_on_path() -> Iterator[None]:
         os.environ["PATH"] = before
 
 
-def _interrupted(exc: BaseException) -> bool:
-    """Whether a DVC failure is a stage command that a SIGINT/SIGTERM killed."""
+def _stage_status(exc: BaseException) -> int | None:
+    """The exit status of the stage command behind a DVC failure, if that is what failed."""
     from dvc.stage.exceptions import StageCmdFailedError
 
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, StageCmdFailedError):
             status = str(seen).rpartition("exited with ")[2]
-            return status.lstrip("-").isdigit() and int(status) in _INTERRUPTED_STATUSES
+            return int(status) if status.lstrip("-").isdigit() else None
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
 
 
 def _stage_error(log: Path, offset: int) -> str | None:

@@ -2,7 +2,9 @@
 
 Every write in the project goes through :func:`atomic_write_bytes`: the bytes land in a temporary
 file in the same folder, are flushed to disk, and replace the target with one ``rename``; a crash
-leaves either the old file or the new one, never half of either.
+leaves either the old file or the new one, never half of either. What it can leave behind is the
+temporary file itself (``.<name>.<random>.tmp``, hidden from every glob that reads records);
+:func:`remove_stale_temp_files` is how the lake gets rid of those.
 """
 
 from __future__ import annotations
@@ -18,24 +20,67 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from reconciler import failpoints
 from reconciler.errors import TransientError
+
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    point = failpoints.write_kind(path) if failpoints.ARMED else None
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.",
+                                suffix=TEMP_SUFFIX)
     try:
         os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            if point:
+                failpoints.failpoint(f"{point}:before-fsync")
             os.fsync(handle.fileno())
+        if point:
+            failpoints.failpoint(f"{point}:before-rename")
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+    if point:
+        failpoints.failpoint(f"{point}:after-rename")
     _fsync_dir(path.parent)
+
+
+def is_temp_file(name: str) -> bool:
+    """Whether ``name`` is one of :func:`atomic_write_bytes`' temporary files."""
+    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX) and name.count(".") >= 3
+
+
+def remove_stale_temp_files(folder: Path, *, older_than: float,
+                            target: str | None = None) -> list[Path]:
+    """Delete the temporary files a killed writer left under ``folder``; the paths removed.
+
+    Only files last modified more than ``older_than`` seconds ago: a live writer's temp file
+    exists for the milliseconds between its creation and its rename, so one a minute old has
+    no writer any more. ``older_than=0`` is for a caller that knows it is the only writer (it
+    holds the lock every writer takes). ``target``: only the temp files of that one file name,
+    directly in ``folder``.
+    """
+    removed: list[Path] = []
+    cutoff = time.time() - older_than
+    prefix = f"{TEMP_PREFIX}{target}." if target is not None else TEMP_PREFIX
+    for current, dirs, names in os.walk(folder):
+        if target is not None:
+            dirs.clear()
+        for name in names:
+            if not (is_temp_file(name) and name.startswith(prefix)):
+                continue
+            path = Path(current, name)
+            with contextlib.suppress(FileNotFoundError):
+                if older_than <= 0 or path.lstat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
+    return removed
 
 
 def atomic_write_text(path: Path, text: str) -> None:

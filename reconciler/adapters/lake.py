@@ -10,6 +10,8 @@ Layout (JSON is committed to git; model files are DVC-tracked, never git blobs):
     lake/<name>/f1_history.csv                F1 across iterations (derived, for plots)
 
 Every write is atomic; finished iteration records and version records refuse to be rewritten.
+A writer killed mid-write leaves a hidden temp file (``.<file>.<random>.tmp``) that no reader
+globs; :meth:`Lake.remove_stale_temp_files` deletes those a minute old (every reconcile does).
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler.adapters.files import atomic_write_json, atomic_write_text, file_lock, read_json
+from reconciler.adapters.files import (
+    atomic_write_json,
+    file_lock,
+    read_json,
+    remove_stale_temp_files,
+    write_if_changed,
+)
 from reconciler.core.spec import NAME_PATTERN, VERSION_PATTERN
 from reconciler.core.state import (
     FlywheelStatus,
@@ -34,6 +42,8 @@ from reconciler.errors import StateError, TransientError
 from reconciler.stages.workspace import LAKE_DIR, Workspace
 
 LOCKS_DIR = ".flywheel/locks"
+#: Age after which a temp file in the lake is a dead writer's (a live one renames it in ms).
+STALE_TEMP_SECONDS = 60.0
 ITERATION_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"
 _R = TypeVar("_R", bound=BaseModel)
 
@@ -157,18 +167,32 @@ class Lake:
                                        / f"{which}.json"), record)
 
     def write_history(self, name: str, iterations: tuple[IterationRecord, ...] | list) -> None:
-        rows = ["step,iteration,trained,active,trainedModel,activeModel"]
-        completed = [it for it in iterations if it.status.value == "COMPLETED"]
-        for step, it in enumerate(completed, start=1):
-            trained = (it.trained_model_metrics or {}).get("AverageF1Score")
-            active = (it.evaluated_model_metrics or {}).get("AverageF1Score")
-            rows.append(",".join([
-                str(step), it.flywheel_iteration_id, _num(trained), _num(active),
-                it.trained_model_version or "", it.evaluated_model_version or "",
-            ]))
+        """Rewrite ``f1_history.csv`` from the records, if it does not hold that already."""
         self.folder(name)  # checks the name and where the folder leads
-        atomic_write_text(self._inside(self.root / str(Workspace(name).history)),
-                          "\n".join(rows) + "\n")
+        write_if_changed(self._inside(self.root / str(Workspace(name).history)),
+                         _history_text(iterations))
+
+    def history_stale(self, name: str, iterations: tuple[IterationRecord, ...] | list) -> bool:
+        """Whether ``f1_history.csv`` misses a completed iteration (a crash before its write)."""
+        path = self.root / str(Workspace(name).history)
+        try:
+            return path.read_text("utf-8") != _history_text(iterations)
+        except FileNotFoundError:
+            return any(it.status.value == "COMPLETED" for it in iterations)
+        except (OSError, UnicodeDecodeError):
+            return True
+
+    def remove_stale_temp_files(self, name: str) -> list[Path]:
+        """Delete the temp files writers killed mid-write left in ``lake/<name>``; the paths.
+
+        Left alone they would be committed by ``flywheel publish`` (``git add lake``). Only
+        files older than :data:`STALE_TEMP_SECONDS`, so that a reconcile that does not hold the
+        flywheel's lock never takes a live writer's file away.
+        """
+        folder = self.folder(name)
+        if not folder.is_dir():
+            return []
+        return remove_stale_temp_files(folder, older_than=STALE_TEMP_SECONDS)
 
     # locking -------------------------------------------------------------------------------
 
@@ -190,6 +214,20 @@ class Lake:
             yield True
         finally:
             lock.__exit__(None, None, None)
+
+
+def _history_text(iterations: tuple[IterationRecord, ...] | list) -> str:
+    """``f1_history.csv``: one row per COMPLETED iteration, derived from the records."""
+    rows = ["step,iteration,trained,active,trainedModel,activeModel"]
+    completed = [it for it in iterations if it.status.value == "COMPLETED"]
+    for step, it in enumerate(completed, start=1):
+        trained = (it.trained_model_metrics or {}).get("AverageF1Score")
+        active = (it.evaluated_model_metrics or {}).get("AverageF1Score")
+        rows.append(",".join([
+            str(step), it.flywheel_iteration_id, _num(trained), _num(active),
+            it.trained_model_version or "", it.evaluated_model_version or "",
+        ]))
+    return "\n".join(rows) + "\n"
 
 
 def _num(value: float | None) -> str:

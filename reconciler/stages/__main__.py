@@ -6,6 +6,7 @@ import importlib
 import sys
 
 from reconciler.errors import FlywheelError
+from reconciler.failpoints import failpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Import only the stage asked for: prepare needs no scikit-learn (seconds of start-up).
     stage = importlib.import_module(f"reconciler.stages.{args[0]}")
+    failpoint(f"stage:{args[0]}:started")
     try:
         stage.run(args[1])
     except FlywheelError as exc:
@@ -24,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    failpoint(f"stage:{args[0]}:done")
     return 0
 
 

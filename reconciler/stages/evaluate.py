@@ -13,6 +13,7 @@ import json
 from reconciler.adapters.datasets import Document
 from reconciler.adapters.files import atomic_write_json, atomic_write_text
 from reconciler.core.metrics import Evaluation
+from reconciler.failpoints import failpoint
 from reconciler.stages.params import StageParams, read_jsonl, read_params
 
 
@@ -23,6 +24,7 @@ def run(params_file: str) -> None:
     trained_eval = Evaluation.from_record(
         json.loads(params.path(ws.trained_evaluation).read_text("utf-8")))
     active_eval, note = _score_active(params, documents) if params.active else (None, None)
+    failpoint("stage:evaluate:scored")
     atomic_write_json(params.path(ws.evaluation), {
         "numberOfTestDocuments": len(documents),
         "trained": trained_eval.to_record(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from reconciler.adapters.files import atomic_write_json
+from reconciler.failpoints import failpoint
 from reconciler.stages import recipes
 from reconciler.stages.modelfile import save_model
 from reconciler.stages.params import read_jsonl, read_params
@@ -25,7 +26,9 @@ def run(params_file: str) -> None:
     recipes.fit(pipeline, [d.text for d in documents], [d.labels for d in documents],
                 spec.task.mode, spec.task.labels)
     seconds = time.perf_counter() - started
+    failpoint("stage:train:fitted")
     sha256 = save_model(pipeline, params.path(ws.model))
+    failpoint("stage:train:saved")
     test = read_jsonl(params.path(ws.test_data))
     evaluation = recipes.evaluate(pipeline, test, spec, spec.task.labels)
     atomic_write_json(params.path(ws.trained_evaluation), evaluation.to_record())
