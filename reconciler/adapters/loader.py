@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import stat
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -38,6 +39,8 @@ _NODE_TAGS: dict[type, str] = {yaml.SequenceNode: "tag:yaml.org,2002:seq",
                                yaml.MappingNode: "tag:yaml.org,2002:map"}
 
 Loc = tuple[str | int, ...]
+#: libyaml's safe loader when PyYAML was built with it (15x faster), else the pure-Python one.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,25 @@ def load_spec(path: Path, root: Path) -> SpecFile:
     if len(raw) > limit:
         raise SpecError(f"file is over the limit of {limit} bytes ({limits.SPEC_BYTES.hint})",
                         file=relative)
+    cached = _PARSED.get((relative, raw))
+    if cached is not None:
+        _PARSED.move_to_end((relative, raw))
+        return cached
+    spec_file = _parse_spec(raw, relative)
+    _PARSED[(relative, raw)] = spec_file
+    if len(_PARSED) > _PARSED_MAX:
+        _PARSED.popitem(last=False)
+    return spec_file
+
+
+#: Specs already parsed in this process, by path and exact content. A long-running process
+#: (the watch daemon passes over every spec on each change) parses only what changed; YAML
+#: parsing is most of the cost of a pass.
+_PARSED: OrderedDict[tuple[str, bytes], SpecFile] = OrderedDict()
+_PARSED_MAX = 4096
+
+
+def _parse_spec(raw: bytes, relative: str) -> SpecFile:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -120,7 +142,7 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
     """Safe-compose ``text`` and build plain Python values plus a location -> line map."""
     _check_depth(text, file)
     try:
-        loader = yaml.SafeLoader(text)  # its reader already refuses control characters
+        loader = _Loader(text)  # its reader already refuses control characters
     except ReaderError as exc:
         raise _reader_error(exc, text, file) from exc
     try:
@@ -158,7 +180,7 @@ def _check_depth(text: str, file: str) -> None:
     (a few kilobytes of ``[[[[…`` would otherwise exhaust Python's recursion limit)."""
     depth = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=_Loader):
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
