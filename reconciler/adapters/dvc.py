@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,6 +107,11 @@ class DvcSession:
                                      "memory, or by hand)", delay=60.0) from exc
             detail = _stage_error(self.log, offset) or str(exc)
             raise PipelineError(f"{what} failed: {detail} (log: {self._display_log()})") from exc
+        except (OSError, sqlite3.Error) as exc:
+            # The system refused a file operation inside DVC (a full disk, a file-size limit,
+            # DVC's SQLite state): worth another try once the cause is gone, not a verdict.
+            raise TransientError(f"{what}: a file operation failed: {exc} (is the disk full?)",
+                                 delay=60.0) from exc
 
     def _display_log(self) -> str:
         try:
