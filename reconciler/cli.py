@@ -16,6 +16,14 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from reconciler.cli_options import (
+    gitops_argv,
+    gitops_from,
+    gitops_options,
+    log_format_option,
+    push_options,
+    seconds,
+)
 from reconciler.errors import FlywheelError
 
 if TYPE_CHECKING:
@@ -61,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     p = command("reconcile", _reconcile,
                 "Iterate and promote until every flywheel matches its spec.")
     p.add_argument("names", nargs="*", metavar="NAME", help="only these flywheels")
-    _log_format_option(p)
-    _gitops_options(p)
+    log_format_option(p)
+    gitops_options(p)
     p.add_argument("--report", type=Path, metavar="FILE",
                    help="also write a Markdown report (for a pull-request comment) to FILE, "
                    "with PNG charts in a charts/ folder next to it")
@@ -72,37 +80,34 @@ def _parser() -> argparse.ArgumentParser:
                    "flywheel names from one line of stdin; none: exit (a warm worker of `watch`)")
     p = command("watch", _watch, "Serve as a daemon: reconcile whenever specs/ or data/ "
                 "change, and every --resync seconds.", output=False)
-    _log_format_option(p)
-    p.add_argument("--debounce", type=_seconds, default=0.25, metavar="SECONDS",
+    log_format_option(p)
+    p.add_argument("--debounce", type=seconds, default=0.25, metavar="SECONDS",
                    help="quiet time that ends a burst of file events (default 0.25)")
-    p.add_argument("--settle", type=_seconds, default=1.0, metavar="SECONDS",
+    p.add_argument("--settle", type=seconds, default=1.0, metavar="SECONDS",
                    help="dataset files must be unchanged this long before training (default 1)")
-    p.add_argument("--resync", type=_seconds, default=300.0, metavar="SECONDS",
+    p.add_argument("--resync", type=seconds, default=300.0, metavar="SECONDS",
                    help="full pass even without events (default 300)")
-    p.add_argument("--grace", type=_seconds, default=60.0, metavar="SECONDS",
+    p.add_argument("--grace", type=seconds, default=60.0, metavar="SECONDS",
                    help="on SIGTERM, how long a running stage gets to finish (default 60)")
     p.add_argument("--max-iterations", type=int, default=1, metavar="N",
                    help="iterations running at once (default 1; DVC runs them one by one)")
-    _gitops_options(p)
+    gitops_options(p)
     command("status", _status, "What the watch daemon is doing now (exit 3 if not running).")
     p = command("iterate", _iterate, "Ask for an iteration of one flywheel now, even without new "
                 "data or inside a retry back-off; the status acknowledges the request.")
     p.add_argument("name")
     p.add_argument("--no-wait", action="store_true",
                    help="only record the request (a running `flywheel watch` picks it up)")
-    _log_format_option(p)
-    _gitops_options(p)
+    log_format_option(p)
+    gitops_options(p)
     command("install-hook", _install_hook, "Install git hooks (post-commit, post-merge) that "
             "reconcile in the background when specs/ or data/ changed.", output=False)
     p = command("publish", _publish, "After a reconcile (CI): dvc push the models, commit the "
                 "lake records and pipeline locks, and push.", output=False)
-    p.add_argument("--push", action="store_true", help="git push the commit (rebasing if needed)")
-    p.add_argument("--remote", default="origin", help="git remote (default origin)")
+    push_options(p, push_help="git push the commit (rebasing if needed)")
     p.add_argument("--dvc-remote", help="DVC remote (default: the repository's default remote)")
     p.add_argument("--no-dvc-push", action="store_true", help="leave the models where they are")
     p.add_argument("--message", default=None, help="commit message")
-    p.add_argument("--skip-ci-marker", default="[skip ci]", metavar="TEXT",
-                   help="appended to commit subjects so CI does not run again ('' for none)")
     p = command("plan", _plan, "What a reconcile would do and why, per flywheel; changes "
                 "nothing. Exit 0: nothing to do, 1: changes pending, 2: errors.")
     p.add_argument("names", nargs="*", metavar="NAME", help="only these flywheels")
@@ -137,62 +142,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _log_format_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-format", choices=("auto", "pretty", "plain", "json"),
-                        default="auto", help="event lines: pretty on a terminal, key=value lines "
-                        "otherwise, or one JSON object per line")
-
-
-def _gitops_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("write-back to git (specs with promotion.writeBack: true)")
-    group.add_argument("--no-commit", action="store_true",
-                       help="edit the activeModel lines but do not commit them")
-    group.add_argument("--push", action="store_true",
-                       help="push write-back commits to the current branch (rebasing if needed)")
-    group.add_argument("--push-branch", metavar="BRANCH",
-                       help="push them to this branch instead, ready for a pull request")
-    group.add_argument("--remote", default="origin", help="git remote to push to (origin)")
-    group.add_argument("--commit-message", metavar="TEMPLATE", help="commit subject; fields: "
-                       "{flywheel} {old} {new} {trained_f1} {active_f1} {iteration} {reason} "
-                       "{spec_file}")
-    group.add_argument("--skip-ci-marker", default="[skip ci]", metavar="TEXT",
-                       help="appended to commit subjects so CI does not run again ('' for none)")
-
-
-def _gitops(args: argparse.Namespace) -> GitOps:
-    from reconciler.writeback import DEFAULT_MESSAGE, GitOps, check_template
-
-    message = args.commit_message or DEFAULT_MESSAGE
-    check_template(message)
-    return GitOps(commit=not args.no_commit, push=bool(args.push or args.push_branch),
-                  remote=args.remote, branch=args.push_branch, message=message,
-                  skip_ci=args.skip_ci_marker)
-
-
-def _gitops_argv(args: argparse.Namespace) -> list[str]:
-    """The same write-back options, for the `flywheel reconcile` jobs the daemon starts."""
-    argv = ["--remote", args.remote, "--skip-ci-marker", args.skip_ci_marker]
-    if args.no_commit:
-        argv.append("--no-commit")
-    if args.push:
-        argv.append("--push")
-    if args.push_branch:
-        argv += ["--push-branch", args.push_branch]
-    if args.commit_message:
-        argv += ["--commit-message", args.commit_message]
-    return argv
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value < 10**7:
-        raise argparse.ArgumentTypeError(f"out of range: {text}")
-    return value
-
-
 def _root(args: argparse.Namespace) -> Path:
     root = args.repo.resolve()
     if not (root / "specs").is_dir():
@@ -214,7 +163,7 @@ def _console(*, stderr: bool) -> Console:
 
 def _reconcile(args: argparse.Namespace, out: Console, err: Console) -> int:
     root = _root(args)
-    gitops = _gitops(args)
+    gitops = gitops_from(args)
     names = set(args.names)
     if args.names_from_stdin:
         names |= set(sys.stdin.readline().split())
@@ -278,8 +227,8 @@ def _watch(args: argparse.Namespace, out: Console, err: Console) -> int:
     options = WatchOptions(quiet=args.debounce, settle=args.settle, resync=max(args.resync, 1.0),
                            grace=args.grace, max_iterations=args.max_iterations)
     lines = LineWriter(err, log_format(args.log_format, err))
-    _gitops(args)  # refuse a bad template before serving
-    return WatchDaemon(_root(args), options, lines, job_args=_gitops_argv(args)).run()
+    gitops_from(args)  # refuse a bad template before serving
+    return WatchDaemon(_root(args), options, lines, job_args=gitops_argv(args)).run()
 
 
 def _status(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -328,7 +277,7 @@ def _iterate(args: argparse.Namespace, out: Console, err: Console) -> int:
                   "`flywheel watch` or the next reconcile answers it", highlight=False)
         return EXIT_OK
     code = _run_reconcile(root, {v.name}, err, log_format=args.log_format, output=args.output,
-                          gitops=_gitops(args))
+                          gitops=gitops_from(args))
     status = Lake(root).observe(v.name).status
     if status is not None and status.last_handled_iteration_request == token:
         err.print(f"request {token} handled", highlight=False)

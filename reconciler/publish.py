@@ -29,14 +29,13 @@ class Published:
 
 def publish(root: Path, *, dvc_push: bool = True, dvc_remote: str | None = None,
             push: bool = False, remote: str = "origin", message: str = DEFAULT_MESSAGE,
-            skip_ci: str = "[skip ci]") -> Published:
+            skip_ci: str = git.SKIP_CI_MARKER) -> Published:
     models = sorted(str(p.relative_to(root)) for p in (root / LAKE_DIR).glob("*/models.dvc"))
     sent = 0
     if dvc_push and models:
         with DvcSession(root, root / LOGS_DIR / "publish.log") as dvc:
             sent = dvc.push(models, remote=dvc_remote)
     paths = [p for p in (LAKE_DIR, PIPELINES_DIR) if (root / p).exists()]
-    subject = f"{message} {skip_ci}".rstrip() if skip_ci else message
-    commit = git.commit_paths(root, paths, subject) if paths else None
+    commit = git.commit_paths(root, paths, git.with_marker(message, skip_ci)) if paths else None
     pushed = git.push(root, remote) if push else None  # also the write-backs made earlier
     return Published(sent, commit, pushed)

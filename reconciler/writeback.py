@@ -28,7 +28,6 @@ from reconciler.failpoints import failpoint
 
 DEFAULT_MESSAGE = ("flywheel: {flywheel} activeModel {old} -> {new} "
                    "(F1 {trained_f1} vs {active_f1})")
-DEFAULT_SKIP_CI = "[skip ci]"
 MESSAGE_FIELDS = ("flywheel", "old", "new", "trained_f1", "active_f1", "iteration", "reason",
                   "spec_file")
 
@@ -42,11 +41,10 @@ class GitOps:
     remote: str = "origin"
     branch: str | None = None  # push to this bot branch (PR-ready) instead of the current one
     message: str = DEFAULT_MESSAGE
-    skip_ci: str = DEFAULT_SKIP_CI  # appended to the subject; "" to let CI run on these commits
+    skip_ci: str = git.SKIP_CI_MARKER  # appended to the subject; "" to let CI run on these commits
 
     def subject(self, fields: dict[str, str]) -> str:
-        text = self.message.format_map(fields)
-        return f"{text} {self.skip_ci}".rstrip() if self.skip_ci else text
+        return git.with_marker(self.message.format_map(fields), self.skip_ci)
 
 
 def check_template(template: str) -> None:

@@ -65,6 +65,19 @@ def write_csv(path: Path, rows: Iterable[tuple[str, str]]) -> Path:
     return path
 
 
+def git(repo: Path, *args: str) -> str:
+    """Run real git in ``repo``; its stdout, stripped."""
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def commit(repo: Path, message: str) -> None:
+    """Commit everything, as a person (not the reconciler) would."""
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=Person", "-c", "user.email=person@example.org", "commit", "-q",
+        "-m", message)
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """An empty flywheel repository: real git + real DVC."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import FLYWHEEL, bundled_rows, run_cli, write_csv
+from conftest import FLYWHEEL, bundled_rows, commit, git, run_cli, write_csv
 
 from reconciler.adapters.files import is_temp_file
 from reconciler.adapters.lake import Lake
@@ -117,17 +117,6 @@ POINTS: list[Point] = [
 
 
 # the base repository, prepared once ------------------------------------------------------------
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
-def commit(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=Person", "-c", "user.email=person@example.org", "commit", "-q",
-        "-m", message)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT, bundled_rows, run_cli, write_csv
+from conftest import PROJECT, bundled_rows, commit, git, run_cli, write_csv
 
 LABELS = ["games", "mail", "science", "sound"]
 SPEC = "specs/packages.yaml"
@@ -41,17 +41,6 @@ promotion:
 def spec_text(*train: str, extra: str = "") -> str:
     rows = "".join(f"  - {{name: {t}, type: TRAIN, path: data/{t}.csv}}\n" for t in train)
     return HEADER + rows + FOOTER + extra
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
-def commit(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=Person", "-c", "user.email=person@example.org", "commit", "-q",
-        "-m", message)
 
 
 def status(repo: Path) -> dict:
@@ -279,14 +268,20 @@ def test_hooks_reconcile_in_the_background_after_a_commit(flywheel: Path) -> Non
     assert log.count("event=planned") == 1
 
 
-def test_publish_pushes_models_to_dvc_and_records_to_git(flywheel: Path) -> None:
-    repo = flywheel
+def remotes(repo: Path) -> tuple[Path, Path]:
+    """A bare git remote and a local-folder DVC remote (the default), both committed and pushed."""
     remote = bare_remote(repo)
     storage = repo.parent / "dvc-storage"
     subprocess.run([str(Path(sys.executable).with_name("dvc")), "remote", "add", "-d",
                     "storage", str(storage)], cwd=repo, check=True, capture_output=True)
     commit(repo, "DVC remote")
     git(repo, "push", "-q", "origin", "HEAD")
+    return remote, storage
+
+
+def test_publish_pushes_models_to_dvc_and_records_to_git(flywheel: Path) -> None:
+    repo = flywheel
+    remote, storage = remotes(repo)
     run_cli(repo, "reconcile", "--push", "--report", str(repo.parent / "report.md"))
     done = run_cli(repo, "publish", "--push")
     sent = int(done.stderr.split("files pushed to the DVC remote: ")[1].split(";")[0])
@@ -332,12 +327,7 @@ def ci_run(remote: Path, workdir: Path, event: str) -> Path:
 
 def test_the_shipped_ci_workflow_runs_against_real_remotes(flywheel: Path) -> None:
     repo = flywheel
-    remote = bare_remote(repo)
-    storage = repo.parent / "dvc-storage"
-    subprocess.run([str(Path(sys.executable).with_name("dvc")), "remote", "add", "-d",
-                    "storage", str(storage)], cwd=repo, check=True, capture_output=True)
-    commit(repo, "DVC remote")
-    git(repo, "push", "-q", "origin", "HEAD")
+    remote, _ = remotes(repo)
 
     ci_run(remote, repo.parent / "ci-1", "push")
     log = git(remote, "log", "--format=%s").splitlines()

@@ -17,7 +17,9 @@ from reconciler.runtime import reconcile
 LABELS = ["games", "mail", "science", "sound"]
 
 
-def test_killed_iteration_is_marked_failed_then_retried(repo: Path) -> None:
+def slow_flywheel(repo: Path) -> None:
+    """One flywheel whose train stage (character n-grams) lasts long enough to be caught in
+    the act."""
     write_csv(repo / "data/train.csv", bundled_rows("debian-sections", "train-v3.csv", LABELS, 80))
     write_csv(repo / "data/test.csv", bundled_rows("debian-sections", "test.csv", LABELS, 20))
     spec = {
@@ -25,11 +27,14 @@ def test_killed_iteration_is_marked_failed_then_retried(repo: Path) -> None:
         "task": {"mode": "MULTI_CLASS", "labels": LABELS},
         "datasets": [{"name": "train", "type": "TRAIN", "path": "data/train.csv"},
                      {"name": "test", "type": "TEST", "path": "data/test.csv"}],
-        # character n-grams make training slow enough to be caught in the act
         "recipe": {"features": {"ngramRange": [1, 3], "charNgramRange": [1, 6]}},
         "promotion": {"minF1": 0.0},
     }
     (repo / "specs/packages.yaml").write_text(yaml.safe_dump(spec))
+
+
+def test_killed_iteration_is_marked_failed_then_retried(repo: Path) -> None:
+    slow_flywheel(repo)
     iterations = repo / "lake/packages/iterations"
 
     victim = subprocess.Popen([FLYWHEEL, "reconcile"], cwd=repo, stdout=subprocess.DEVNULL,
@@ -65,17 +70,7 @@ def test_killed_iteration_is_marked_failed_then_retried(repo: Path) -> None:
 
 def test_sigterm_to_a_one_shot_reconcile_stops_after_the_stage(repo: Path) -> None:
     """CI runners cancel with SIGTERM: the stage finishes, the record says STOPPED, exit 130."""
-    write_csv(repo / "data/train.csv", bundled_rows("debian-sections", "train-v3.csv", LABELS, 80))
-    write_csv(repo / "data/test.csv", bundled_rows("debian-sections", "test.csv", LABELS, 20))
-    spec = {
-        "name": "packages",
-        "task": {"mode": "MULTI_CLASS", "labels": LABELS},
-        "datasets": [{"name": "train", "type": "TRAIN", "path": "data/train.csv"},
-                     {"name": "test", "type": "TEST", "path": "data/test.csv"}],
-        "recipe": {"features": {"ngramRange": [1, 3], "charNgramRange": [1, 6]}},
-        "promotion": {"minF1": 0.0},
-    }
-    (repo / "specs/packages.yaml").write_text(yaml.safe_dump(spec))
+    slow_flywheel(repo)
     log = repo.parent / "reconcile.log"
     with log.open("wb") as sink:
         job = subprocess.Popen([FLYWHEEL, "reconcile", "--log-format", "json"], cwd=repo,

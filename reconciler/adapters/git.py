@@ -16,6 +16,8 @@ from reconciler.errors import StateError, TransientError
 DEFAULT_NAME = "flywheel-reconciler"
 DEFAULT_EMAIL = "flywheel-reconciler@localhost"
 PUSH_ATTEMPTS = 5
+#: Appended to the subjects of the reconciler's commits so that CI does not run again for them.
+SKIP_CI_MARKER = "[skip ci]"
 #: Set while the reconciler commits, so that the post-commit hook does not reconcile again.
 OWN_COMMIT_VARIABLE = "FLYWHEEL_RECONCILING"
 
@@ -107,6 +109,11 @@ def current_branch(root: Path) -> str | None:
 
 
 # committing and pushing ---------------------------------------------------------------------
+
+
+def with_marker(subject: str, marker: str) -> str:
+    """``subject`` with ``marker`` (e.g. ``[skip ci]``) appended; as it was for ``""``."""
+    return f"{subject} {marker}".rstrip() if marker else subject
 
 
 def commit_paths(root: Path, paths: list[str], message: str) -> str | None:
