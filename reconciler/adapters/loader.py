@@ -177,19 +177,32 @@ def _reader_error(exc: ReaderError, text: str, file: str) -> SpecError:
 
 def _check_depth(text: str, file: str) -> None:
     """Refuse over-deep nesting from the event stream, before PyYAML's recursive composer runs
-    (a few kilobytes of ``[[[[…`` would otherwise exhaust Python's recursion limit)."""
-    depth = 0
+    (a few kilobytes of ``[[[[…`` would otherwise exhaust Python's recursion limit).
+
+    The count is ours whatever the parser does: libyaml (bundled with PyYAML ≥ 6.0.2) refuses
+    deep nesting itself with "exceeded maximum nesting depth", and may do so while scanning
+    ahead, before it has yielded a single event. When the fast parser fails, the pure-Python
+    one, which streams events and has no nesting limit of its own, finds the level and line.
+    """
     try:
-        for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise SpecError(f"nested deeper than {MAX_DEPTH} levels", file=file,
-                                    line=event.start_mark.line + 1)
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
+        _count_depth(text, file, _Loader)
     except yaml.YAMLError:
-        return  # reported with its line by the composer
+        if _Loader is yaml.SafeLoader:
+            return  # reported with its line by the composer
+        with contextlib.suppress(yaml.YAMLError):
+            _count_depth(text, file, yaml.SafeLoader)
+
+
+def _count_depth(text: str, file: str, loader: type[yaml.SafeLoader]) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SpecError(f"nested deeper than {MAX_DEPTH} levels", file=file,
+                                line=event.start_mark.line + 1)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 class _Builder:
