@@ -26,8 +26,10 @@ def classify(root: Path, name: str, texts: list[str],
     observed = Lake(root).observe(name)
     chosen = version or observed.active_model
     if chosen is None:
-        raise StateError(f"flywheel {name!r} has no active model yet (pin one with activeModel "
-                         "or declare a promotion policy)")
+        from reconciler.views import view  # only on this path: it reads the spec
+
+        reason = view(root, name).inactive_reason
+        raise StateError(f"flywheel {name!r} has no active model: {reason}")
     record = observed.versions.get(chosen)
     if record is None:
         raise StateError(f"flywheel {name!r} has no model version {chosen}")

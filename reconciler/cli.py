@@ -342,7 +342,7 @@ def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _describe(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.core.comprehend import flywheel_properties
-    from reconciler.render import print_json
+    from reconciler.render import print_json, version_f1
     from reconciler.views import view
 
     v = view(_root(args), args.name)
@@ -356,10 +356,13 @@ def _describe(args: argparse.Namespace, out: Console, err: Console) -> int:
     out.print(f"[bold]{spec.name}[/]  ({v.spec_file.path})")
     out.print(f"  mode            {spec.task.mode.value}, {len(spec.task.labels)} labels: "
               f"{', '.join(spec.task.labels)}", highlight=False)
-    out.print(f"  active model    {v.observed.active_model or '—'}"
-              f"{' (pinned)' if v.observed.status and v.observed.status.pinned else ''}")
+    out.print(f"  active model    {version_f1(v.observed, v.observed.active_model)}"
+              f"{' (pinned)' if v.observed.status and v.observed.status.pinned else ''}",
+              highlight=False)
     versions = sorted(v.observed.versions, key=lambda s: int(s[1:]))
-    out.print(f"  versions        {', '.join(versions) or '—'}")
+    out.print("  versions        " + (", ".join(version_f1(v.observed, version)
+                                                for version in versions) or "—"),
+              highlight=False)
     out.print("  datasets        " + ", ".join(f"{d.name} ({d.type.value})" for d in
                                                 spec.datasets), highlight=False)
     out.print(f"  recipe          {spec.recipe.algorithm}")

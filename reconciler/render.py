@@ -14,7 +14,7 @@ from rich.table import Table
 
 from reconciler.classify import Classification
 from reconciler.core.planner import Acknowledge, ApplyDecision, Iterate, Pin, Unpin, WriteSpec
-from reconciler.core.state import IterationRecord
+from reconciler.core.state import IterationRecord, Observed
 from reconciler.events import (
     Event,
     Failed,
@@ -192,7 +192,7 @@ def _action_text(action: object) -> str:
     if isinstance(action, Pin):
         return f"pin {action.version}"
     if isinstance(action, Unpin):
-        return "unpin"
+        return f"unpin, promote {action.version}" if action.version else "unpin"
     if isinstance(action, ApplyDecision):
         return f"promote {action.version}"
     return str(action)
@@ -345,7 +345,8 @@ def _action_json(action: object) -> dict[str, Any]:
     if isinstance(action, Pin):
         return {"Action": "PIN", "Version": action.version, "Reason": action.reason}
     if isinstance(action, Unpin):
-        return {"Action": "UNPIN", "Reason": action.reason}
+        return {"Action": "UNPIN", "Reason": action.reason,
+                **({"Version": action.version} if action.version else {})}
     if isinstance(action, ApplyDecision):
         return {"Action": "PROMOTE", "Version": action.version, "Reason": action.reason,
                 "FlywheelIterationId": action.iteration_id}
@@ -360,27 +361,41 @@ def _action_json(action: object) -> dict[str, Any]:
 
 
 def flywheel_table(views: list[FlywheelView]) -> Table:
+    """One row per flywheel. Each version named carries its own F1: the active model's is the
+    newest measurement of that version, not the latest iteration's figure for another one."""
     table = Table(title="Flywheels", title_justify="left")
-    for column in ("NAME", "MODE", "ACTIVE", "LATEST ITERATION", "STATUS", "F1 (TRAINED)",
-                   "F1 (ACTIVE)", "READY"):
+    for column in ("NAME", "MODE", "ACTIVE", "ACTIVE F1", "LATEST ITERATION", "STATUS",
+                   "TRAINED", "TRAINED F1", "READY"):
         table.add_column(column, no_wrap=True)
     table.add_column("MESSAGE", overflow="fold", min_width=20)
     for v in views:
         latest = v.observed.latest
         ready = v.conditions[0]
         spec = v.spec_file.spec if v.spec_file else None
+        active = v.observed.active_model
+        measured = v.observed.measured(active)
         table.add_row(
             v.name,
             spec.task.mode.value if spec else "—",
-            v.observed.active_model or "—",
+            (active or "—") + (" (pinned)" if v.observed.status and v.observed.status.pinned
+                               else ""),
+            f1(measured[0]) if measured else "—",
             latest.flywheel_iteration_id if latest else "—",
             latest.status.value if latest else "—",
+            (latest.trained_model_version or "—") if latest else "—",
             f1(_metric(latest.trained_model_metrics)) if latest else "—",
-            f1(_metric(latest.evaluated_model_metrics)) if latest else "—",
             "[green]True[/]" if ready.status else "[red]False[/]",
             ready.message,
         )
     return table
+
+
+def version_f1(observed: Observed, version: str | None) -> str:
+    """``v2 (F1 0.8123 in 20240101T000000Z)``: a version named with its own figure."""
+    if version is None:
+        return "—"
+    measured = observed.measured(version)
+    return f"{version} (F1 {f1(measured[0])} in {measured[1]})" if measured else version
 
 
 def iterations_table(name: str, records: list[IterationRecord]) -> Table:

@@ -255,7 +255,12 @@ def _apply(ctx: Context, spec_file: SpecFile, status: FlywheelStatus, action: Ac
                 source=source)
     elif isinstance(action, Unpin):
         status.pinned = False
-        ctx.lake.write_status(status)
+        if action.version is not None and action.version != status.active_model:
+            promote(ctx.lake, status, action.version, kind="POLICY", reason=action.reason,
+                    iteration_id=action.iteration_id, spec_file=spec_file.path, report=report,
+                    source=source)
+        else:
+            ctx.lake.write_status(status)
     elif isinstance(action, ApplyDecision):
         promote(ctx.lake, status, action.version, kind="POLICY", reason=action.reason,
                 iteration_id=action.iteration_id, spec_file=spec_file.path, report=report,

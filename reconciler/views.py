@@ -15,6 +15,7 @@ from reconciler.adapters.datasets import HashCache, load_corpus
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_specs
 from reconciler.core.planner import Iterate, Plan
+from reconciler.core.policy import inactive_reason
 from reconciler.core.state import IterationRecord, Observed
 from reconciler.errors import FlywheelError, StateError
 from reconciler.runtime import plan_for, read_inputs
@@ -52,7 +53,19 @@ class FlywheelView:
             return [Condition("Ready", False, "PromotionPending",
                               "; ".join(a.reason for a in self.plan.actions))]
         note = "; ".join(self.plan.notes) or "up to date"
+        completed = self.observed.completed()
+        if self.observed.active_model is None and completed and self.spec_file is not None:
+            # Up to date, yet nothing can classify: say why and what to do, not Ready=True.
+            reason = inactive_reason(self.spec_file.spec.promotion, completed)
+            return [Condition("Ready", False, "NoActiveModel", reason),
+                    Condition("Stalled", True, "NoActiveModel", reason)]
         return [Condition("Ready", True, "UpToDate", note)]
+
+    @property
+    def inactive_reason(self) -> str:
+        """Why this flywheel has no active model (for ``classify``'s refusal)."""
+        promotion = self.spec_file.spec.promotion if self.spec_file else None
+        return inactive_reason(promotion, self.observed.completed())
 
     @property
     def message(self) -> str:

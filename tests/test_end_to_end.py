@@ -113,17 +113,25 @@ def test_flywheel_turns_promotes_pins_and_unpins(repo: Path, cli) -> None:
     assert "does not exist" in error_line
     assert (repo / "lake/packages/status.json").read_bytes() == before
 
-    # 6. Unpin: the pinned version stays active until the policy promotes a better one.
+    # 6. Unpin: the policy decides at once. v3 beat the pinned v1 in its own iteration (same
+    #    test data), so v3 becomes active, recorded as a policy promotion with its reason.
+    f1s = (third["TrainedModelMetrics"]["AverageF1Score"],
+           third["EvaluatedModelMetrics"]["AverageF1Score"])
+    assert f1s[0] >= f1s[1] + 0.005, f"the bundled data no longer makes v3 beat v1: {f1s}"
     write_spec(repo, [*first, ("v2", "TRAIN", "data/v2.csv"), ("v3", "TRAIN", "data/v3.csv")])
     cli("reconcile")
     status = lake_status(repo)
-    assert status["activeModel"] == "v1" and status["pinned"] is False
-    assert [p["kind"] for p in status["promotions"]] == ["POLICY", "POLICY", "PIN"]
+    assert status["activeModel"] == "v3" and status["pinned"] is False
+    assert [p["kind"] for p in status["promotions"]] == ["POLICY", "POLICY", "PIN", "POLICY"]
+    unpinned = status["promotions"][-1]
+    assert unpinned["previousVersion"] == "v1"
+    assert unpinned["flywheelIterationId"] == third["FlywheelIterationId"]
+    assert "pin removed" in unpinned["reason"] and "makes v3 active" in unpinned["reason"]
 
     # 7. The active model classifies text.
     answer = cli("classify", "packages", "multiplayer strategy game with a campaign mode",
                  "--output", "json").json()
-    assert answer["ModelVersion"] == "v1"
+    assert answer["ModelVersion"] == "v3"
     assert answer["Results"][0]["Labels"][0]["Name"] == "games"
 
     # 8. A consumed dataset whose content changed is refused with both hashes.

@@ -308,6 +308,56 @@ def test_pin_removed_unpins() -> None:
     assert "v1" in action.reason
 
 
+POLICY = {"minF1": 0.5, "minImprovement": 0.01}
+
+
+def scored(iteration_id: str, trained: str, trained_f1: float, active_f1: float | None,
+           spec: FlywheelSpec) -> IterationRecord:
+    """A completed iteration whose new version scored ``trained_f1`` against ``active_f1``."""
+    return iteration(iteration_id, spec, {"d1": MD5_A}, trained=trained,
+                     decision=Decision(promote=False, reason="as recorded",
+                                       trained_f1=trained_f1, active_f1=active_f1))
+
+
+@pytest.mark.parametrize(
+    ("history", "promotion", "pinned_to", "expected", "said"),
+    [
+        # v2 beat the pinned v1 in its own iteration: the policy makes it active at once.
+        ([("v1", 0.70, None), ("v2", 0.80, 0.70)], POLICY, "v1", "v2", "makes v2 active"),
+        # v2 was worse than v1 on the same data: the policy keeps v1.
+        ([("v1", 0.70, None), ("v2", 0.65, 0.70)], POLICY, "v1", None, "keeps v1"),
+        # a rollback pin to v1 after the policy had promoted v3: unpinning returns to v3.
+        ([("v1", 0.70, None), ("v2", 0.75, 0.70), ("v3", 0.80, 0.75)], POLICY, "v1", "v3",
+         "makes v3 active"),
+        # the newest version beat the pin but not by minImprovement: the older winner, v2.
+        ([("v1", 0.70, None), ("v2", 0.75, 0.70), ("v3", 0.755, 0.75)], POLICY, "v3", "v2",
+         "makes v2 active"),
+        # no policy: the pinned version stays, and the reason says why.
+        ([("v1", 0.70, None), ("v2", 0.80, 0.70)], None, "v1", None, "no promotion policy"),
+        # minF1 never met: the pinned version stays; the reason gives the best F1 and minF1.
+        ([("v1", 0.40, None), ("v2", 0.45, 0.40)], POLICY, "v1", None,
+         "best F1 is 0.4500 (v2), below minF1 0.5000"),
+    ],
+    ids=["newer-beat-the-pin", "pin-was-better", "rollback-undone", "improvement-too-small",
+         "no-policy", "min-f1-never-met"],
+)
+def test_unpinning_hands_the_choice_to_the_policy_at_once(
+    history: list[tuple[str, float, float | None]], promotion: dict | None, pinned_to: str,
+    expected: str | None, said: str,
+) -> None:
+    spec = make_spec(**({"promotion": promotion} if promotion else {}))
+    records = [scored(f"2024010{i + 1}T000000Z", version, trained, active, spec)
+               for i, (version, trained, active) in enumerate(history)]
+    versions = tuple(version for version, _, _ in history)
+    result = plan(spec, observed(*records, versions=versions, active=pinned_to, pinned=True),
+                  {"d1": MD5_A}, now=T0)
+    action = only(result.actions, Unpin)
+    assert action.version == expected
+    assert said in action.reason
+    if expected:
+        assert action.iteration_id == records[versions.index(expected)].flywheel_iteration_id
+
+
 def test_unpinned_and_not_pinned_needs_nothing() -> None:
     md5s = {"d1": MD5_A}
     result = plan(SPEC, observed(iteration(IT1, SPEC, md5s), versions=("v1",), active="v1"),

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from reconciler.core.policy import policy_choice
 from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import FlywheelStatus, IterationRecord, IterationStatus, Observed
 
@@ -37,7 +38,12 @@ class Pin:
 
 @dataclass(frozen=True)
 class Unpin:
+    """The pin was removed: the policy decides at once. ``version`` is what it makes active
+    (None: the active model stays), from the completed iteration ``iteration_id``."""
+
     reason: str
+    version: str | None = None
+    iteration_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,7 @@ def plan(spec: FlywheelSpec, observed: Observed, md5s: Mapping[str, str], now: f
     notes: list[str] = []
     actions.extend(_pin_actions(pin, spec, observed, policy_managed))
     pending = _pending_decision(pin, observed)
-    if pending:
+    if pending and not any(isinstance(a, Unpin) for a in actions):  # an unpin decides it all
         actions.append(pending)
     write = _write_back(pin, spec, observed)
     if write:
@@ -223,9 +229,23 @@ def _pin_actions(pin: str | None, spec: FlywheelSpec, observed: Observed,
             return [Pin(pin, f"{how}{pin} in the spec")]
         return []
     if status is not None and status.pinned:
-        return [Unpin(f"pin removed from the spec; {status.active_model} stays active until "
-                      "the policy promotes a better version")]
+        return [_unpin(spec, observed, status.active_model)]
     return []
+
+
+def _unpin(spec: FlywheelSpec, observed: Observed, active: str | None) -> Unpin:
+    """Hand the choice back to the policy: the active model becomes the policy's own choice."""
+    removed = "pin removed from the spec"
+    if spec.promotion is None:
+        return Unpin(f"{removed}; {active} stays active (no promotion policy: promotion is "
+                     "manual)")
+    choice = policy_choice(spec.promotion, observed.completed())
+    if choice.version is None or choice.version not in observed.versions:
+        return Unpin(f"{removed}; {active} stays active ({choice.reason})")
+    if choice.version == active:
+        return Unpin(f"{removed}; the policy keeps {active} ({choice.reason})")
+    return Unpin(f"{removed}; the policy makes {choice.version} active ({choice.reason})",
+                 choice.version, choice.iteration_id)
 
 
 def _write_back(pin: str | None, spec: FlywheelSpec, observed: Observed) -> WriteSpec | None:

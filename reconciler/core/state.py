@@ -171,6 +171,21 @@ class Observed:
     def completed(self) -> list[IterationRecord]:
         return [it for it in self.iterations if it.status is IterationStatus.COMPLETED]
 
+    def measured(self, version: str | None) -> tuple[float, str] | None:
+        """``version``'s own F1 and the iteration that measured it: the newest completed
+        iteration that trained or evaluated that version (its figure on that iteration's test
+        data). Wherever a version is named, these are the figures that go with it."""
+        if version is None:
+            return None
+        for record in reversed(self.completed()):
+            for named, metrics in ((record.trained_model_version, record.trained_model_metrics),
+                                   (record.evaluated_model_version,
+                                    record.evaluated_model_metrics)):
+                f1 = (metrics or {}).get("AverageF1Score")
+                if named == version and f1 is not None:
+                    return f1, record.flywheel_iteration_id
+        return None
+
     def next_version(self) -> str:
         numbers = [int(v[1:]) for v in self.versions]
         return f"v{max(numbers, default=0) + 1}"
