@@ -150,7 +150,7 @@ def plan(spec: FlywheelSpec, observed: Observed, md5s: Mapping[str, str], now: f
     actions: list[Action] = []
     notes: list[str] = []
     actions.extend(_pin_actions(pin, spec, observed, policy_managed))
-    pending = _pending_decision(pin, observed)
+    pending = _pending_decision(pin, observed) or _first_choice(pin, spec, observed)
     if pending and not any(isinstance(a, Unpin) for a in actions):  # an unpin decides it all
         actions.append(pending)
     write = _write_back(pin, spec, observed)
@@ -281,6 +281,20 @@ def _pending_decision(pin: str | None, observed: Observed) -> ApplyDecision | No
     if applied or (status is not None and status.active_model == last.trained_model_version):
         return None
     return ApplyDecision(last.flywheel_iteration_id, last.trained_model_version, decision.reason)
+
+
+def _first_choice(pin: str | None, spec: FlywheelSpec,
+                  observed: Observed) -> ApplyDecision | None:
+    """Nothing is active yet, but the policy (changed since, e.g. a lower minF1) now accepts a
+    version: make it active. An active model is never replaced this way, only by an iteration."""
+    status = observed.status
+    if pin is not None or spec.promotion is None or (status and status.active_model):
+        return None
+    choice = policy_choice(spec.promotion, observed.completed())
+    if choice.version is None or choice.iteration_id is None or \
+            choice.version not in observed.versions:
+        return None
+    return ApplyDecision(choice.iteration_id, choice.version, f"policy now met: {choice.reason}")
 
 
 Decision = tuple[Iterate | None, str | None, float | None]  # (action, note, retry at)
