@@ -13,11 +13,20 @@ naming the file, the line and the field where that is known::
     └── Stopped                        a stop was asked for (SIGTERM, Ctrl-C): not a failure
 
 Third-party exceptions are translated where they are caught (``raise ... from exc``).
+
+A reader that finds several problems in one file (the CSV reader) raises the first, with the others
+in ``others`` (at most ``MAX_LISTED`` kept, ``unlisted`` counts the rest): ``str()`` stays one
+line that counts them and names their lines; ``lines()`` gives one line per problem.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
+
+#: At most this many problems of one file are kept and listed; the rest are counted.
+MAX_LISTED = 20
 
 
 class FlywheelError(Exception):
@@ -38,13 +47,38 @@ class FlywheelError(Exception):
         self.line = line
         self.field = field
         self.flywheel = flywheel
+        #: Further problems found in the same file, each one line (see the module docstring).
+        self.others: tuple[FlywheelError, ...] = ()
+        self.unlisted = 0
 
     def __str__(self) -> str:
         where = ""
         if self.file:
             where = self.file + (f":{self.line}" if self.line else "") + ": "
         field = f"{self.field}: " if self.field else ""
-        return f"{where}{field}{self.message}"
+        return f"{where}{field}{self.message}{self._summary()}"
+
+    def _summary(self) -> str:
+        count = len(self.others) + self.unlisted
+        if not count:
+            return ""
+        at = ", ".join(str(e.line) for e in self.others if e.line)
+        more = f" … and {self.unlisted} more" if self.unlisted else ""
+        return (f" (and {count} more problem{'s' if count > 1 else ''}{self._here()}"
+                + (f", at lines {at}{more}" if at else "") + ")")
+
+    def _here(self) -> str:
+        return " in this file" if all(e.file == self.file for e in self.others) else ""
+
+    def lines(self) -> list[str]:
+        """Every problem as its own one-line error: this one first (with the count), then the
+        others, then ``… and N more`` when some were counted but not kept."""
+        lines = [str(self), *(str(e) for e in self.others)]
+        if self.unlisted:
+            plural = "s" if self.unlisted > 1 else ""
+            lines.append((f"{self.file}: " if self.file else "")
+                         + f"… and {self.unlisted} more problem{plural}{self._here()}")
+        return lines
 
     @property
     def kind(self) -> str:
@@ -81,3 +115,24 @@ class Stopped(FlywheelError):
 
     Not a failure: the iteration is recorded as STOPPED and resumed by the next reconcile.
     """
+
+
+def nearest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice ``word`` most likely meant: one equal but for case, else the closest spelling
+    (``difflib``), else ``None``. Long words are not compared (a cell can be a megabyte)."""
+    if len(word) > 200:
+        return None
+    folded: dict[str, str] = {}
+    for choice in choices:
+        folded.setdefault(choice.casefold(), choice)
+    key = word.casefold()
+    if key in folded:
+        return folded[key]
+    close = difflib.get_close_matches(key, [c for c in folded if len(c) <= 200], n=1)
+    return folded[close[0]] if close else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for :func:`nearest`, or ``""``."""
+    found = nearest(word, choices)
+    return f"; did you mean {found!r}?" if found is not None and found != word else ""

@@ -121,7 +121,7 @@ def test_valid_files(tmp_path: Path, task: TaskConfig, content, expected) -> Non
         (MULTI_CLASS, "spam,x\nham,y\neggs,z\n", 3, "unknown label 'eggs'"),
         (MULTI_CLASS, "spam,x\nSpam,y\n", 2, "unknown label 'Spam'"),
         (MULTI_CLASS, "spam,x\nspam|ham,y\n", 2, "unknown label 'spam|ham'"),
-        (MULTI_CLASS, "label,text\nspam,x\n", 1, "unknown label 'label'"),
+        (MULTI_CLASS, "label,text\nspam,x\n", 1, "looks like a header row"),
         (MULTI_CLASS, 'spam,"a\nb\nc"\nham,y\neggs,z\n', 5, "unknown label 'eggs'"),
         (MULTI_CLASS, "spam,x\nham,   \n", 2, "document text is empty"),
         (MULTI_CLASS, "spam,x\nham,\n", 2, "document text is empty"),
@@ -172,6 +172,83 @@ def test_bad_rows_name_their_line(tmp_path: Path, task: TaskConfig, content, lin
 def test_unknown_label_message_lists_the_declared_labels(tmp_path: Path) -> None:
     error = read_error(tmp_path, "eggs,z\n")
     assert "declared: ham, spam" in error.message
+
+
+def test_every_bad_row_of_a_file_is_reported_in_one_error(tmp_path: Path) -> None:
+    # four mistakes, one run: each named with its line, in the order of the file
+    content = "spam,fine\neggs,x\nham\nspam,fine again\nham,  \n,no label\n"
+    error = read_error(tmp_path, content)
+    assert error.line == 2
+    assert str(error).endswith("(and 3 more problems in this file, at lines 3, 5, 6)")
+    assert error.lines() == [
+        str(error),
+        "data/d.csv:3: expected 2 columns (label,text), found 1",
+        "data/d.csv:5: document text is empty",
+        "data/d.csv:6: row has no label",
+    ]
+
+
+def test_problems_past_twenty_are_counted_not_listed(tmp_path: Path) -> None:
+    error = read_error(tmp_path, "spam,ok\n" + "eggs,x\n" * 27)
+    lines = error.lines()
+    assert len(lines) == 21
+    assert [line.split(":")[1] for line in lines[:20]] == [str(n) for n in range(2, 22)]
+    assert lines[20] == "data/d.csv: … and 7 more problems in this file"
+    assert str(error).endswith("at lines 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, "
+                               "18, 19, 20, 21 … and 7 more)")
+
+
+def test_a_malformed_row_ends_the_listing_with_the_problems_before_it(tmp_path: Path) -> None:
+    error = read_error(tmp_path, 'eggs,x\nham,"open "quote" x\nbacon,y\n')
+    assert [line.split(": ", 1)[0] for line in error.lines()] == ["data/d.csv:1", "data/d.csv:2"]
+    assert "malformed CSV" in error.lines()[1]
+    assert "the rows after it are not read" in error.lines()[1]
+
+
+@pytest.mark.parametrize(
+    ("labels", "cell", "suggestion"),
+    [
+        (("games", "mail"), "gmaes", "did you mean 'games'?"),
+        (("games", "mail"), "Games", "did you mean 'games'?"),
+        (("spam", "ham"), "SPAM ", "did you mean 'spam'?"),
+        (("database", "editors", "graphics"), "grahpics", "did you mean 'graphics'?"),
+    ],
+    ids=["transposed", "case", "case-and-space", "among-several"],
+)
+def test_unknown_label_suggests_the_nearest_declared_one(tmp_path: Path, labels, cell: str,
+                                                          suggestion: str) -> None:
+    task = TaskConfig(mode="MULTI_CLASS", labels=list(labels))
+    error = read_error(tmp_path, f"{labels[0]},ok\n{cell},x\n", task)
+    assert f"unknown label {cell.strip()!r}; {suggestion} (declared: " in error.message
+
+
+def test_unknown_label_far_from_every_label_gets_no_suggestion(tmp_path: Path) -> None:
+    error = read_error(tmp_path, "spam,ok\nzzzzzzzz,x\n")
+    assert error.message == "unknown label 'zzzzzzzz' (declared: ham, spam)"
+
+
+def test_a_long_declared_label_list_is_never_cut_silently(tmp_path: Path) -> None:
+    labels = [f"label{i:02d}" for i in range(28)]
+    task = TaskConfig(mode="MULTI_CLASS", labels=labels)
+    error = read_error(tmp_path, "eggs,x\n", task)
+    assert error.message.endswith(
+        "(declared: " + ", ".join(labels[:12]) + " … and 16 more)"), error.message
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["label,text", "LABEL,TEXT", "Label, Text", "text,label", "labels,document", "class,x"],
+)
+def test_a_header_row_is_named_as_one(tmp_path: Path, header: str) -> None:
+    error = read_error(tmp_path, f"\n{header}\nspam,x\nham,y\n")
+    assert error.line == 2
+    assert error.message == "looks like a header row: Comprehend CSV has no header; remove it"
+    assert not error.others
+
+
+def test_a_header_word_in_a_later_row_is_an_ordinary_bad_row(tmp_path: Path) -> None:
+    error = read_error(tmp_path, "spam,x\nlabel,text\n")
+    assert error.message.startswith("unknown label 'label'")
 
 
 @pytest.mark.parametrize(
@@ -276,6 +353,23 @@ def test_holdout_missing_a_label(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         load_corpus(spec, tmp_path)
     assert "'ham'" in info.value.message
+
+
+def test_every_label_short_of_documents_is_reported(tmp_path: Path) -> None:
+    write(tmp_path, "data/train.csv", rows("a", 1) + rows("b", 5) + rows("c", 2))
+    write(tmp_path, "data/test.csv", rows("a", 1, "t "))
+    spec = make_spec([("tr", "TRAIN", "data/train.csv"), ("te", "TEST", "data/test.csv")],
+                     labels=("a", "b", "c"), minimum=3)
+    with pytest.raises(DataError) as info:
+        load_corpus(spec, tmp_path)
+    assert [line.split(": ", 1)[1] for line in info.value.lines()[1:]] == [
+        "label 'b' has no document in the TEST datasets; the test data must include every label",
+        "label 'c' has 2 training documents; task.minDocumentsPerLabel is 3",
+        "label 'c' has no document in the TEST datasets; the test data must include every label",
+    ]
+    assert str(info.value).startswith(
+        "data/train.csv: label 'a' has 1 training documents; task.minDocumentsPerLabel is 3 "
+        "(and 3 more problems)")
 
 
 def test_bad_row_in_a_corpus_names_the_dataset_file(tmp_path: Path) -> None:

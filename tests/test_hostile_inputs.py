@@ -491,7 +491,7 @@ CSV_CASES = [
     bad_rows("unknown-label", rows(b"sound,an audio player\n"),
              "unknown label 'sound' (declared: games, mail)", 3),
     bad_rows("empty-dataset", data_file(b""), "the dataset has no documents"),
-    bad_rows("header-only", data_file(b"label,text\n"), "unknown label 'label'", 1),
+    bad_rows("header-only", data_file(b"label,text\n"), "looks like a header row", 1),
     bad_rows("whitespace-only", data_file(b"  \n\n\t\n \r\n"), "the dataset has no documents"),
     bad_rows("document-over-a-million-characters", rows(b"games," + b"x" * 1_000_001 + b"\n"),
              "document has 1000001 characters; the limit is 1000000", 3),

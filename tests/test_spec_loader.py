@@ -462,7 +462,54 @@ def test_several_errors_are_one_line_with_a_count(tmp_path: Path) -> None:
     error = load_error(tmp_path, text)
     assert error.field == "name"
     assert error.line == 2
-    assert error.message.endswith("(and 1 more error)")
+    assert str(error).endswith("(and 1 more problem in this file, at lines 12)")
+    assert "\n" not in str(error)
+
+
+def test_every_spec_error_is_listed_in_file_order_with_its_line(tmp_path: Path) -> None:
+    # four mistakes, one run: each named with its own line and field
+    text = (in_task("lables: [a]").replace("name: demo", "name: -bad")
+            .replace("C: 1.0", "C: -1") + "promotion:\n  minf1: 0.7\n")
+    error = load_error(tmp_path, text)
+    lines = error.lines()
+    assert lines[0].startswith(f"{SPEC_FILE}:2: name: String should match pattern")
+    assert lines[0].endswith(f"(and 3 more problems in this file, at lines 5, 13, "
+                             f"{BASE_LINES + 3})")
+    assert lines[1:] == [
+        f"{SPEC_FILE}:5: task.lables: unknown field; did you mean 'labels'?",
+        f"{SPEC_FILE}:13: recipe.C: Input should be greater than 0 (got -1)",
+        f"{SPEC_FILE}:{BASE_LINES + 3}: promotion.minf1: unknown field; did you mean 'minF1'?",
+    ]
+
+
+def test_spec_errors_beyond_the_listed_ones_are_counted(tmp_path: Path) -> None:
+    extra = "".join(f"x{i}: 1\n" for i in range(25))
+    error = load_error(tmp_path, BASE + extra)
+    lines = error.lines()
+    assert len(lines) == 21  # 20 listed, then the count of the others
+    assert lines[-1] == f"{SPEC_FILE}: … and 5 more problems in this file"
+    assert str(error).endswith(" … and 5 more)")
+
+
+@params(
+    Bad("minF1-in-lower-case", BASE + "promotion:\n  minf1: 0.7\n", BASE_LINES + 2,
+        "promotion.minf1", "unknown field; did you mean 'minF1'?"),
+    Bad("snake-case-in-task", in_task("min_documents_per_label: 3"), 5,
+        "task.min_documents_per_label", "did you mean 'minDocumentsPerLabel'?"),
+    Bad("misspelt-in-a-dataset", edit("    type: TRAIN", "    type: TRAIN\n    pth: x"), 9,
+        "datasets[0].pth", "did you mean 'path'?"),
+    Bad("member-of-the-recipe-union", edit("C: 1.0", "C: 1.0\n  maxIter: 9\n  clasWeight: x"),
+        14, "recipe.clasWeight", "did you mean 'classWeight'?"),
+    Bad("alpha-of-complement-nb", edit("linear-svm", "complement-nb").replace("C: 1.0",
+                                                                             "alhpa: 1"),
+        12, "recipe.alhpa", "did you mean 'alpha'?"),
+    Bad("features", BASE + "  features:\n    ngram_range: [1, 2]\n", BASE_LINES + 2,
+        "recipe.features.ngram_range", "did you mean 'ngramRange'?"),
+    Bad("overlap-flag", edit("    type: TRAIN", "    type: TRAIN\n    allowTestoverlap: true"),
+        9, "datasets[0].allowTestoverlap", "did you mean 'allowTestOverlap'?"),
+)
+def test_unknown_field_suggests_the_nearest_name(tmp_path: Path, case: Bad) -> None:
+    check(tmp_path, case)
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import stat
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 from reconciler import limits
 from reconciler.adapters.files import atomic_write_text
 from reconciler.core.spec import DATA_DIR, Dataset, DatasetType, FlywheelSpec, Mode, TaskConfig
-from reconciler.errors import DataError, SpecError
+from reconciler.errors import MAX_LISTED, DataError, FlywheelError, SpecError, did_you_mean
 
 #: The defaults; FLYWHEEL_MAX_DATASET_BYTES and FLYWHEEL_MAX_ROW_CHARS change them (limits.py).
 MAX_DATASET_BYTES = limits.DATASET_BYTES.default
@@ -143,7 +144,11 @@ def fingerprint(spec: FlywheelSpec, spec_path: str, lines_of: Callable[..., int 
 
 
 def read_dataset(path: Path, display: str, task: TaskConfig) -> list[Document]:
-    """Parse one Comprehend CSV file; every bad row raises :class:`DataError` naming it."""
+    """Parse one Comprehend CSV file.
+
+    Every bad row is found in one pass: the :class:`DataError` raised names the first, with the
+    others attached (``others``/``unlisted``, see reconciler/errors.py), each naming its line.
+    """
     raw = path.read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -159,6 +164,7 @@ def read_dataset(path: Path, display: str, task: TaskConfig) -> list[Document]:
                         line=line)
     declared = set(task.labels)
     documents: list[Document] = []
+    problems = _Problems()
     # The csv module's own cell limit (131,072 by default) would refuse long documents with a
     # "malformed CSV" message before the row limit could name the real problem. No cell can be
     # longer than the text, which is in memory already: a limit past both never refuses first.
@@ -167,22 +173,70 @@ def read_dataset(path: Path, display: str, task: TaskConfig) -> list[Document]:
         csv.field_size_limit(max(max_chars, len(text)) + 1)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     line = 1
+    first = True
     try:
         for row in reader:
             start, line = line, reader.line_num + 1
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # blank line
-            documents.append(_document(row, start, display, task, declared, max_chars))
+            try:
+                documents.append(_document(row, start, display, task, declared, max_chars,
+                                           explain=problems.listing))
+            except DataError as exc:
+                problem = exc
+                if first and _looks_like_header(row):
+                    problem = DataError("looks like a header row: Comprehend CSV has no header; "
+                                        "remove it", file=display, line=start)
+                problems.add(problem)
+            first = False
     except csv.Error as exc:
-        raise DataError(f"malformed CSV in the row starting here: {exc}", file=display,
-                        line=line) from exc
+        problems.add(DataError(f"malformed CSV in the row starting here: {exc} (the rows after "
+                               "it are not read)", file=display, line=line))
+    problems.raise_if_any()
     if not documents:
         raise DataError("the dataset has no documents", file=display)
     return documents
 
 
+class _Problems:
+    """The problems of one file: the first ``MAX_LISTED`` kept, the others counted."""
+
+    def __init__(self) -> None:
+        self.kept: list[FlywheelError] = []
+        self.unlisted = 0
+
+    @property
+    def listing(self) -> bool:
+        """The next problem will be listed (so it is worth explaining in full)."""
+        return len(self.kept) < MAX_LISTED
+
+    def add(self, problem: FlywheelError) -> None:
+        if self.listing:
+            self.kept.append(problem)
+        else:
+            self.unlisted += 1
+
+    def raise_if_any(self) -> None:
+        if self.kept:
+            first = self.kept[0]
+            first.others = tuple(self.kept[1:])
+            first.unlisted = self.unlisted
+            raise first
+
+
+#: First cells of a header row (compared casefolded): a data file's first row like these is a
+#: header, which Comprehend CSV does not have.
+_HEADER_WORDS = frozenset({"label", "labels", "class", "classes", "category", "categories",
+                           "tag", "tags", "target", "text", "texts", "document", "documents",
+                           "doc", "sentence", "content", "body", "description"})
+
+
+def _looks_like_header(row: list[str]) -> bool:
+    return any(cell.strip().casefold() in _HEADER_WORDS for cell in row[:2])
+
+
 def _document(row: list[str], line: int, file: str, task: TaskConfig,
-              declared: set[str], max_chars: int) -> Document:
+              declared: set[str], max_chars: int, *, explain: bool = True) -> Document:
     def fail(message: str) -> DataError:
         return DataError(message, file=file, line=line)
 
@@ -205,11 +259,19 @@ def _document(row: list[str], line: int, file: str, task: TaskConfig,
         if part not in declared:
             if not part:
                 raise fail(f"empty label in {_shown(label_cell)}")
-            shown = ", ".join(sorted(declared)[:12])
-            raise fail(f"unknown label {_shown(part)} (declared: {shown})")
+            if not explain:  # not listed: a suggestion would cost a comparison per label
+                raise fail(f"unknown label {_shown(part)}")
+            raise fail(f"unknown label {_shown(part)}{did_you_mean(part, task.labels)} "
+                       f"(declared: {_listed(sorted(declared))})")
     if len(set(parts)) != len(parts):
         raise fail(f"label repeated in {_shown(label_cell)}")
     return Document(labels=frozenset(parts), text=text, line=line)
+
+
+def _listed(items: list[str], limit: int = 12) -> str:
+    """``a, b, c … and N more``: a list is never cut silently (long items are shortened)."""
+    shown = ", ".join(item if len(item) <= 40 else item[:39] + "…" for item in items[:limit])
+    return shown + (f" … and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def _shown(value: str, limit: int = 60) -> str:
@@ -227,15 +289,18 @@ class Corpus:
     test_source: str  # "TEST datasets" or "holdout"
 
 
-def load_corpus(spec: FlywheelSpec, root: Path) -> Corpus:
+def load_corpus(spec: FlywheelSpec, root: Path, *, spec_path: str | None = None,
+                lines_of: Callable[..., int | None] | None = None) -> Corpus:
     """Read every declared dataset and build the train/test split the iteration uses.
 
     Training uses every TRAIN dataset (the data accumulates). Testing uses every TEST dataset, or,
     when none is declared, a deterministic holdout of the training data chosen by hashing each
-    document's text, so the holdout is stable across iterations as data grows.
+    document's text, so the holdout is stable across iterations as data grows. A TRAIN dataset
+    sharing documents with a TEST dataset is refused (:func:`check_overlap`); ``spec_path`` and
+    ``lines_of`` (as for :func:`fingerprint`) let that error name the spec line.
     """
     task = spec.task
-    by_type: dict[DatasetType, list[Document]] = {DatasetType.TRAIN: [], DatasetType.TEST: []}
+    read: list[tuple[Dataset, list[Document]]] = []
     for dataset in spec.datasets:
         try:
             path = resolve_inside(root, dataset.path)
@@ -245,14 +310,69 @@ def load_corpus(spec: FlywheelSpec, root: Path) -> Corpus:
         except OSError as exc:
             raise DataError(f"cannot read: {exc.strerror}", file=dataset.path,
                             flywheel=spec.name) from exc
-        by_type[dataset.type].extend(documents)
-    train, test = by_type[DatasetType.TRAIN], by_type[DatasetType.TEST]
+        read.append((dataset, documents))
+    check_overlap(spec, read, spec_path, lines_of)
+    train = [doc for dataset, docs in read if dataset.type is DatasetType.TRAIN for doc in docs]
+    test = [doc for dataset, docs in read if dataset.type is DatasetType.TEST for doc in docs]
     source = "TEST datasets"
     if not test:
         train, test = holdout_split(train, spec.recipe.holdout_fraction)
         source = "holdout"
     check_label_coverage(spec, train, test, source)
     return Corpus(train=train, test=test, test_source=source)
+
+
+def text_key(text: str) -> bytes:
+    """A document's identity for the overlap check: a hash of its text after Unicode NFKC,
+    case folding and whitespace collapsing, so a copy that differs only in those still counts."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    return hashlib.blake2b(" ".join(folded.split()).encode(), digest_size=16).digest()
+
+
+def check_overlap(spec: FlywheelSpec, read: list[tuple[Dataset, list[Document]]],
+                  spec_path: str | None = None,
+                  lines_of: Callable[..., int | None] | None = None) -> None:
+    """Refuse TRAIN documents that are also TEST documents (by :func:`text_key`).
+
+    Scoring a model on documents it was trained on inflates its F1 (a copy of the test file
+    declared as TRAIN scores ~1.0 and would be promoted). A TRAIN dataset with
+    ``allowTestOverlap: true`` is not checked. One error names every overlapping pair, located
+    at the first offending TRAIN dataset's entry in the spec.
+    """
+    tests = [(dataset, {text_key(d.text) for d in docs}) for dataset, docs in read
+             if dataset.type is DatasetType.TEST]
+    if not tests:
+        return
+    found: list[tuple[int, Dataset, Dataset, int]] = []
+    for index, (dataset, docs) in enumerate(read):
+        if dataset.type is not DatasetType.TRAIN or dataset.allow_test_overlap:
+            continue
+        keys = {text_key(d.text) for d in docs}
+        for test, test_keys in tests:
+            shared = len(keys & test_keys)
+            if shared:
+                found.append((index, dataset, test, shared))
+    if not found:
+        return
+    index, train, test, shared = found[0]
+    message = (f"TRAIN dataset {train.name!r} ({train.path}) shares {_documents(shared)} with "
+               f"TEST dataset {test.name!r} ({test.path})")
+    if len(found) > 1:
+        pairs = [f"{t.name!r} with {s.name!r}: {n}" for _, t, s, n in found[1:]]
+        message += "; also " + _listed(pairs, 5)
+    message += (" (compared after Unicode NFKC, case and whitespace normalisation): a model "
+                "scored on documents it was trained on looks better than it is; remove them "
+                "from one side, or set allowTestOverlap: true on the TRAIN dataset to accept it")
+    position = spec.datasets.index(train)
+    if spec_path is None:
+        raise DataError(message, file=train.path, flywheel=spec.name)
+    raise DataError(message, file=spec_path, flywheel=spec.name,
+                    line=lines_of("datasets", position) if lines_of else None,
+                    field=f"datasets[{position}]")
+
+
+def _documents(count: int) -> str:
+    return f"{count} document{'s' if count != 1 else ''}"
 
 
 def holdout_split(documents: list[Document], fraction: float) -> tuple[list[Document],
@@ -267,22 +387,26 @@ def holdout_split(documents: list[Document], fraction: float) -> tuple[list[Docu
 
 def check_label_coverage(spec: FlywheelSpec, train: list[Document], test: list[Document],
                          test_source: str) -> None:
-    """Every label needs enough training documents and at least one test document."""
+    """Every label needs enough training documents and at least one test document.
+
+    Every label short of either is reported in one error (the first, with the others attached).
+    """
     minimum = spec.task.min_documents_per_label
     train_counts = Counter(label for doc in train for label in doc.labels)
     test_counts = Counter(label for doc in test for label in doc.labels)
     files = ", ".join(d.path for d in spec.train_datasets)
+    problems = _Problems()
     for label in spec.task.labels:
         if train_counts[label] < minimum:
-            raise DataError(
+            problems.add(DataError(
                 f"label {label!r} has {train_counts[label]} training documents; "
                 f"task.minDocumentsPerLabel is {minimum}",
                 file=files, flywheel=spec.name,
-            )
+            ))
         if not test_counts[label]:
-            raise DataError(
+            problems.add(DataError(
                 f"label {label!r} has no document in the {test_source}; "
                 "the test data must include every label",
                 file=", ".join(d.path for d in spec.test_datasets) or files, flywheel=spec.name,
-            )
-
+            ))
+    problems.raise_if_any()

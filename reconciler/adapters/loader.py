@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from yaml.reader import ReaderError
 
 from reconciler import limits
 from reconciler.core.spec import FlywheelSpec, LocatedValueError, Recipe
 from reconciler.core.specedit import is_policy_line
-from reconciler.errors import SpecError
+from reconciler.errors import MAX_LISTED, SpecError, did_you_mean
 
 SPECS_DIR = "specs"
 MAX_SPEC_BYTES = limits.SPEC_BYTES.default  # the default; FLYWHEEL_MAX_SPEC_BYTES changes it
@@ -267,18 +267,58 @@ class _Builder:
 
 
 def _spec_error(exc: ValidationError, file: str, lines: dict[Loc, int]) -> SpecError:
-    """The first validation error as one line; the count of the others is appended."""
+    """Every validation error, each one line: the first in the file raised, the others attached
+    to it (``others``, at most ``MAX_LISTED``; see reconciler/errors.py); ``str()`` counts them."""
     errors = exc.errors(include_url=False)
-    first = errors[0]
-    raw_loc = tuple(first["loc"])
-    cause = first.get("ctx", {}).get("error")
+    located = sorted((_located_error(error, file, lines) for error in errors[:MAX_LISTED]),
+                     key=lambda error: error.line or 0)  # in the order of the file
+    first = located[0]
+    first.others = tuple(located[1:])
+    first.unlisted = max(0, len(errors) - MAX_LISTED)
+    return first
+
+
+def _located_error(error: Any, file: str, lines: dict[Loc, int]) -> SpecError:
+    raw_loc = tuple(error["loc"])
+    cause = error.get("ctx", {}).get("error")
     if isinstance(cause, LocatedValueError):
         raw_loc += cause.loc
     loc = _yaml_loc(raw_loc, lines)
-    message = _describe(first)
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
+    message = _describe(error)
+    if error["type"] == "extra_forbidden" and raw_loc and isinstance(raw_loc[-1], str):
+        message += did_you_mean(raw_loc[-1], _fields_at(raw_loc[:-1]))
     return SpecError(message, file=file, line=_line_of(lines, loc), field=_dotted(loc) or None)
+
+
+def _fields_at(loc: Loc) -> list[str]:
+    """The YAML names of the fields allowed at pydantic location ``loc`` (for a suggestion)."""
+    models: list[type[BaseModel]] = [FlywheelSpec]
+    for step in loc:
+        if isinstance(step, int):
+            continue  # an item of a list: the same model
+        if len(models) > 1:  # a tagged union: pydantic's location names the member's tag
+            models = [m for m in models if _tag(m) == step]
+            continue
+        if not models:
+            return []
+        fields = {info.alias or name: info for name, info in models[0].model_fields.items()}
+        if step not in fields:
+            return []
+        models = _models_in(fields[step].annotation)
+    if len(models) != 1:
+        return []
+    return [info.alias or name for name, info in models[0].model_fields.items()]
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def _tag(model: type[BaseModel]) -> object:
+    field = model.model_fields.get("algorithm")
+    return get_args(field.annotation)[0] if field is not None else None
 
 
 def _describe(error: Any) -> str:

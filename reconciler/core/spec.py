@@ -128,6 +128,13 @@ class Dataset(_Model):
     type: DatasetType
     path: str = Field(min_length=1, max_length=1024)
     description: str | None = Field(default=None, max_length=2048)
+    #: A TRAIN dataset's documents must not appear in a TEST dataset (compared by normalised
+    #: text); ``true`` accepts the overlap. Left out of dumps while false, so declaring it
+    #: changes no existing pipeline's params.
+    allow_test_overlap: bool = Field(
+        default=False, exclude_if=lambda value: not value,
+        description="TRAIN datasets only: accept documents that also appear in a TEST dataset "
+                    "(refused by default: the test score would be inflated)")
 
     @field_validator("path")
     @classmethod
@@ -140,6 +147,14 @@ class Dataset(_Model):
         if normal.startswith("..") or not normal.startswith(DATA_DIR + "/"):
             raise ValueError(f"{value!r} must stay inside the repository's {DATA_DIR}/ folder")
         return normal
+
+    @model_validator(mode="after")
+    def _overlap_flag_on_train_only(self) -> Dataset:
+        if self.allow_test_overlap and self.type is DatasetType.TEST:
+            raise LocatedValueError("only a TRAIN dataset can set allowTestOverlap (set it on "
+                                    "the TRAIN dataset that shares documents with this one)",
+                                    "allowTestOverlap")
+        return self
 
 
 class Features(_Model):
