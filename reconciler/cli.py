@@ -121,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     p = command("iteration", _iteration,
                 "One iteration with per-label F1 (DescribeFlywheelIteration).")
     p.add_argument("name")
-    p.add_argument("iteration_id", metavar="ID")
+    p.add_argument("iteration_id", metavar="ID",
+                   help="an iteration id (see `flywheel iterations NAME`), or latest")
     p = command("classify", _classify, "Classify text with the active model (or --version).")
     p.add_argument("name")
     p.add_argument("texts", nargs="*", metavar="TEXT")
@@ -131,7 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     p = command("plot", _plot, "Chart F1 across iterations and per-label F1 (PNG or SVG).",
                 output=False)
     p.add_argument("name")
-    p.add_argument("--out", type=Path, help="image file (default: NAME-f1.png)")
+    p.add_argument("--out", type=Path, help="image file, .png or .svg (default: "
+                   ".flywheel/charts/NAME-f1.png in the repository, which git ignores)")
     command("schema", _schema, "Print the spec's JSON Schema.", output=False)
     p = command("init", _init, "Make a folder a flywheel repository (git + DVC + layout).",
                 output=False)
@@ -449,14 +451,14 @@ def _classify(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _plot(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.chart import chart_file_name, write_chart
+    from reconciler.chart import default_chart_path, write_chart
     from reconciler.views import view
 
     root = _root(args)
     v = view(root, args.name)
-    target = args.out or Path(chart_file_name(v.name))
+    target = args.out or default_chart_path(root, v.name)
     write_chart(root, v, target)
-    err.print(f"wrote {target}")
+    err.print(f"wrote {target}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from reconciler.adapters import git
 from reconciler.adapters.lake import Lake
-from reconciler.chart import chart_file_name, write_chart
+from reconciler.chart import default_chart_path, write_chart
 from reconciler.errors import FlywheelError
 from reconciler.render import Progress, iterations_table, log_format, reconcile_summary
 from reconciler.runtime import reconcile
@@ -77,7 +77,7 @@ def _show(root: Path, out: Console, err: Console) -> None:
     for name in Lake(root).flywheels():
         current = view(root, name)
         out.print(iterations_table(name, list(current.observed.iterations)))
-        chart = root / ".flywheel" / "charts" / chart_file_name(name)
+        chart = default_chart_path(root, name)
         write_chart(root, current, chart)
         err.print(f"chart: {chart}")
     err.print(f"\nExplore it: cd {root} && flywheel list && dvc dag && dvc metrics show && "

@@ -119,9 +119,21 @@ def view(root: Path, name: str) -> FlywheelView:
     return found[0]
 
 
+#: The iteration id that means the flywheel's newest iteration, whatever its status.
+LATEST = "latest"
+
+
 def iteration(view_: FlywheelView, iteration_id: str) -> IterationRecord:
-    for record in view_.observed.iterations:
+    """One iteration by its id, or the newest one for ``latest``."""
+    records = view_.observed.iterations
+    if iteration_id == LATEST:
+        if not records:
+            raise StateError(f"flywheel {view_.name!r} has no iteration yet (run `flywheel "
+                             f"reconcile {view_.name}`)")
+        return records[-1]
+    for record in records:
         if record.flywheel_iteration_id == iteration_id:
             return record
-    known = ", ".join(r.flywheel_iteration_id for r in view_.observed.iterations) or "none"
+    known = ", ".join([LATEST, *(r.flywheel_iteration_id for r in reversed(records))]
+                      if records else ["none"])
     raise StateError(f"flywheel {view_.name!r} has no iteration {iteration_id} (known: {known})")

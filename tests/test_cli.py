@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT, run_cli, write_csv
+from conftest import PROJECT, git, run_cli, write_csv
 
 LABELS = ["archive", "audio", "db", "image", "mail", "text", "video"]
 
@@ -81,6 +81,40 @@ def test_iteration_table_shows_per_label_f1(reconciled: Path) -> None:
         assert label in shown
     unknown = run_cli(reconciled, "iteration", "tags", "20000101T000000Z", check=2)
     assert "has no iteration 20000101T000000Z" in unknown.stderr
+
+
+def test_plot_without_out_writes_into_dot_flywheel_not_the_tracked_tree(reconciled: Path) -> None:
+    chart = reconciled / ".flywheel/charts/tags-f1.png"
+    result = run_cli(reconciled, "plot", "tags")
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {chart}" in result.stderr
+    assert not list(reconciled.glob("*.png"))
+    assert "png" not in git(reconciled, "status", "--porcelain", "--untracked-files=all")
+    chart.unlink()
+    run_cli(reconciled.parent, "-C", str(reconciled), "plot", "tags")  # from another folder
+    assert chart.is_file() and not list(reconciled.parent.glob("*.png"))
+
+
+def test_iteration_latest_is_the_newest_iteration(reconciled: Path) -> None:
+    listed = run_cli(reconciled, "iterations", "tags", "--output", "json").json()
+    newest = listed["FlywheelIterationPropertiesList"][0]["FlywheelIterationId"]
+    by_id = run_cli(reconciled, "iteration", "tags", newest, "--output", "json").json()
+    latest = run_cli(reconciled, "iteration", "tags", "latest", "--output", "json").json()
+    assert latest == by_id
+    assert f"tags iteration {newest}: COMPLETED" in run_cli(reconciled, "iteration", "tags",
+                                                            "latest").stdout
+    unknown = run_cli(reconciled, "iteration", "tags", "newest", check=2)
+    assert f"has no iteration newest (known: latest, {newest})" in unknown.stderr
+
+
+def test_iteration_latest_without_iterations_says_so(repo: Path) -> None:
+    write_csv(repo / "data/tags.csv", _all_rows("train-v1.csv"))
+    spec = {"name": "fresh", "task": {"mode": "MULTI_LABEL", "labels": LABELS},
+            "datasets": [{"name": "tags", "type": "TRAIN", "path": "data/tags.csv"}]}
+    (repo / "specs/fresh.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = run_cli(repo, "iteration", "fresh", "latest", check=2)
+    assert "flywheel 'fresh' has no iteration yet (run `flywheel reconcile fresh`)" \
+        in result.stderr
 
 
 def test_dvc_plots_read_the_per_label_and_history_files(reconciled: Path) -> None:
