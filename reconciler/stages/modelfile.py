@@ -10,9 +10,10 @@ to import), so a refusal is quick.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import StateError
@@ -38,14 +39,78 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
 
 
 def save_model(pipeline: Pipeline, path: Path) -> str:
-    """Write the model (atomically, via a temp file) and return its SHA-256."""
+    """Write the model (atomically, via a temp file) and return its SHA-256.
+
+    The file is :func:`canonical_archive` of what skops writes, so the same fitted model gives
+    the same bytes in every process and on every run (``dvc repro`` leaves ``dvc.lock`` alone).
+    """
     import skops.io as sio
 
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
-    sio.dump(pipeline, temp)
+    temp.write_bytes(canonical_archive(sio.dumps(pipeline)))
     temp.replace(path)
     return sha256_of(path)
+
+
+#: Every member's timestamp in a canonical archive: the earliest a zip entry can hold.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def canonical_archive(data: bytes) -> bytes:
+    """The same skops archive, with everything that varied from run to run made fixed.
+
+    skops names each array member after ``id()`` of the array (a memory address), stamps every
+    ``__id__`` in ``schema.json`` with ``id()`` too, writes each entry with the current time and
+    names ``bytes`` members by ``uuid4``. Here the ids are renumbered 1, 2, … and the members
+    renamed in the order the schema first refers to them (ids are only compared for equality, so
+    the renumbering keeps shared objects shared), every entry gets :data:`ZIP_EPOCH` and the same
+    permissions, and the members are written in one fixed order: ``schema.json``, then by name.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as source:
+        schema = json.loads(source.read("schema.json"))
+        members = {info.filename: source.read(info) for info in source.infolist()
+                   if info.filename != "schema.json"}
+    ids: dict[int, int] = {}
+    names: dict[str, str] = {}
+
+    def rename(name: str) -> str:
+        if name not in names:
+            names[name] = f"{len(names) + 1}{PurePosixPath(name).suffix}"
+        return names[name]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("__id__"), int):  # skops skips a falsy id: start at 1
+                node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
+            if isinstance(node.get("file"), str) and node["file"] in members:
+                node["file"] = rename(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    for name in members:  # never referenced (skops writes none such): kept, named after the rest
+        rename(name)
+    entries = [("schema.json", json.dumps(schema, indent=2).encode("utf-8"))]
+    entries += sorted(((names[old], content) for old, content in members.items()),
+                      key=lambda entry: _member_order(entry[0]))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as target:
+        for name, content in entries:
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_STORED
+            info.create_system = 3  # unix, whatever the machine
+            info.external_attr = 0o644 << 16
+            target.writestr(info, content)
+    return buffer.getvalue()
+
+
+def _member_order(name: str) -> tuple[int, str]:
+    stem = PurePosixPath(name).stem
+    return (int(stem) if stem.isdigit() else 0, name)
 
 
 def sha256_of(path: Path) -> str:

@@ -39,7 +39,10 @@ class CompactTfidfVectorizer(TfidfVectorizer):
     pads every string to the longest one in UTF-32 (a 210k-term vocabulary: 38 MB). So the terms
     are saved as their UTF-8 bytes joined (``terms_utf8_``) plus the offsets where each one ends
     (``terms_end_``): 2.6 MB for the same vocabulary. The term -> column dict is rebuilt on first
-    use. ``stop_words_`` (every pruned term, documented as safe to drop) is not saved.
+    use. ``stop_words_`` (every pruned term, documented as safe to drop) is not saved, nor is
+    ``_stop_words_id``: ``id()`` of the stop-word list, scikit-learn's in-process cache of "already
+    checked", a memory address that made two saves of one model differ (and means nothing in
+    another process).
     """
 
     @property
@@ -71,6 +74,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         state = dict(super().__getstate__())
         state.pop("_vocabulary", None)
         state.pop("stop_words_", None)
+        state.pop("_stop_words_id", None)
         return state
 
 
