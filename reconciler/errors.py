@@ -62,10 +62,10 @@ class FlywheelError(Exception):
         count = len(self.others) + self.unlisted
         if not count:
             return ""
-        at = ", ".join(str(e.line) for e in self.others if e.line)
+        at = [str(e.line) for e in self.others if e.line]
         more = f" … and {self.unlisted} more" if self.unlisted else ""
-        return (f" (and {count} more problem{'s' if count > 1 else ''}{self._here()}"
-                + (f", at lines {at}{more}" if at else "") + ")")
+        where = f", at line{'s' if len(at) > 1 else ''} {', '.join(at)}{more}" if at else ""
+        return f" (and {count} more problem{'s' if count > 1 else ''}{self._here()}{where})"
 
     def _here(self) -> str:
         return " in this file" if all(e.file == self.file for e in self.others) else ""

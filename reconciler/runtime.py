@@ -277,7 +277,8 @@ def _iterate(ctx: Context, spec_file: SpecFile, inputs: Inputs, status: Flywheel
     if not is_dvc_repo(ctx.root):
         raise StateError(f"{ctx.root} is not a DVC repository; run `flywheel init` there")
     check_pipeline_folder(ctx.root, spec_file.spec.name)
-    corpus = load_corpus(spec_file.spec, ctx.root)
+    corpus = load_corpus(spec_file.spec, ctx.root, spec_path=spec_file.path,
+                         lines_of=spec_file.line_of)
     ctx.stop.check("the iteration")
     if action.request is not None:
         status.last_handled_iteration_request = action.request

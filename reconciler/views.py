@@ -10,6 +10,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from reconciler.adapters.datasets import HashCache, load_corpus
 from reconciler.adapters.lake import Lake
@@ -78,12 +79,13 @@ class FlywheelView:
 
 
 def all_views(root: Path, names: set[str] | None = None, *,
-              check_data: bool = False) -> list[FlywheelView]:
+              check_data: bool | Literal["all"] = False) -> list[FlywheelView]:
     """One view per spec (and per spec file that fails to load).
 
-    With ``check_data`` (``flywheel validate``), a flywheel with an iteration due also has the
-    rows of its datasets read and checked, so a bad row is reported before a reconcile meets it;
-    without it (``list``, the daemon's passes) no dataset content is read.
+    With ``check_data`` (``flywheel plan``), a flywheel with an iteration due also has the rows
+    of its datasets read and checked (bad rows, TRAIN documents also in a TEST dataset), so a
+    problem is reported before a reconcile meets it; with ``"all"`` (``flywheel validate``),
+    every flywheel's; without it (``list``, the daemon's passes) no dataset content is read.
     """
     root = root.resolve()
     lake = Lake(root)
@@ -101,8 +103,10 @@ def all_views(root: Path, names: set[str] | None = None, *,
             inputs = read_inputs(root, lake, cache, spec_file)
             observed = inputs.observed
             plan = plan_for(inputs, now)
-            if check_data and any(isinstance(action, Iterate) for action in plan.actions):
-                load_corpus(spec_file.spec, root)
+            if check_data == "all" or (check_data and any(isinstance(action, Iterate)
+                                                          for action in plan.actions)):
+                load_corpus(spec_file.spec, root, spec_path=spec_file.path,
+                            lines_of=spec_file.line_of)
         except FlywheelError as exc:
             error = exc
             with contextlib.suppress(FlywheelError):

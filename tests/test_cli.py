@@ -140,8 +140,44 @@ def test_validate_names_file_line_and_field(tmp_path: Path, content: str, code: 
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs/bad.yaml").write_text(content)
     result = run_cli(tmp_path, "validate", check=code)
-    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert line.startswith("error: specs/bad.yaml:") and expected in line
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert all(line.startswith("error: specs/bad.yaml:") for line in lines)
+    assert expected in lines[0]
+
+
+def test_validate_lists_every_problem_of_each_file_and_keeps_the_exit_code(
+        tmp_path: Path) -> None:
+    # a spec with two mistakes, a data file with four, a good flywheel: one run shows them all
+    (tmp_path / "specs").mkdir()
+    spec = ("name: {name}\ntask:\n  mode: MULTI_CLASS\n  labels: [games, mail]\n"
+            "  minDocumentsPerLabel: 1\ndatasets:\n"
+            "  - {{name: train, type: TRAIN, path: data/{name}.csv}}\n")
+    (tmp_path / "specs/good.yaml").write_text(spec.format(name="good"))
+    (tmp_path / "specs/rows.yaml").write_text(spec.format(name="rows"))
+    (tmp_path / "specs/typos.yaml").write_text(
+        spec.format(name="typos").replace("  minDocumentsPerLabel", "  minDocumentsPerlabel")
+        + "promotion: {minf1: 0.5}\n")
+    write_csv(tmp_path / "data/good.csv", [("games", f"game {i}") for i in range(30)]
+              + [("mail", f"mail {i}") for i in range(30)])
+    write_csv(tmp_path / "data/rows.csv", [("LABEL", "TEXT"), ("games", "ok"), ("gmaes", "x"),
+                                           ("mail", " "), ("Mail", "y"), ("mail", "fine")])
+    result = run_cli(tmp_path, "validate", check=1)
+    assert result.stderr.splitlines() == [
+        "error: data/rows.csv:1: looks like a header row: Comprehend CSV has no header; remove "
+        "it (and 3 more problems in this file, at lines 3, 4, 5)",
+        "error: data/rows.csv:3: unknown label 'gmaes'; did you mean 'games'? "
+        "(declared: games, mail)",
+        "error: data/rows.csv:4: document text is empty",
+        "error: data/rows.csv:5: unknown label 'Mail'; did you mean 'mail'? "
+        "(declared: games, mail)",
+        "error: specs/typos.yaml:5: task.minDocumentsPerlabel: unknown field; did you mean "
+        "'minDocumentsPerLabel'? (and 1 more problem in this file, at line 8)",
+        "error: specs/typos.yaml:8: promotion.minf1: unknown field; did you mean 'minF1'?",
+        "1 valid, 2 invalid",
+    ]
+    answer = run_cli(tmp_path, "validate", "--output", "json", check=1).json()
+    assert answer["Errors"] == [line.removeprefix("error: ")
+                                for line in result.stderr.splitlines()[:-1]]
 
 
 def test_reconcile_outside_a_dvc_repository_is_one_clear_error(tmp_path: Path) -> None:

@@ -382,6 +382,135 @@ def test_bad_row_in_a_corpus_names_the_dataset_file(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# train/test overlap (leakage)
+
+TEST_ROWS = rows("spam", 20, "test ") + rows("ham", 20, "test ")
+TRAIN_ROWS = rows("spam", 20, "train ") + rows("ham", 20, "train ")
+
+
+def overlap_spec(*datasets: tuple[str, str, str] | tuple[str, str, str, bool]) -> FlywheelSpec:
+    return FlywheelSpec.model_validate({
+        "name": "demo",
+        "task": {"mode": "MULTI_CLASS", "labels": ["spam", "ham"], "minDocumentsPerLabel": 1},
+        "datasets": [{"name": d[0], "type": d[1], "path": d[2],
+                      **({"allowTestOverlap": d[3]} if len(d) > 3 else {})} for d in datasets],
+    })
+
+
+def overlap_error(tmp_path: Path, spec: FlywheelSpec) -> DataError:
+    with pytest.raises(DataError) as info:
+        load_corpus(spec, tmp_path)
+    assert "\n" not in str(info.value)
+    return info.value
+
+
+def test_a_copy_of_the_test_file_declared_as_train_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "data/train.csv", TRAIN_ROWS)
+    write(tmp_path, "data/test.csv", TEST_ROWS)
+    write(tmp_path, "data/copy.csv", TEST_ROWS)
+    error = overlap_error(tmp_path, overlap_spec(("train", "TRAIN", "data/train.csv"),
+                                                 ("copy", "TRAIN", "data/copy.csv"),
+                                                 ("test", "TEST", "data/test.csv")))
+    assert error.message.startswith("TRAIN dataset 'copy' (data/copy.csv) shares 40 documents "
+                                    "with TEST dataset 'test' (data/test.csv) (compared after")
+    assert "set allowTestOverlap: true on the TRAIN dataset" in error.message
+    assert error.file == "data/copy.csv"  # without a spec location: the TRAIN dataset's file
+    assert error.flywheel == "demo"
+
+
+def test_a_symlink_to_the_test_file_declared_as_train_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "data/train.csv", TRAIN_ROWS)
+    write(tmp_path, "data/test.csv", TEST_ROWS)
+    (tmp_path / "data/link.csv").symlink_to("test.csv")
+    error = overlap_error(tmp_path, overlap_spec(("train", "TRAIN", "data/train.csv"),
+                                                 ("link", "TRAIN", "data/link.csv"),
+                                                 ("test", "TEST", "data/test.csv")))
+    assert "TRAIN dataset 'link' (data/link.csv) shares 40 documents" in error.message
+
+
+def test_partial_overlap_counts_the_shared_documents(tmp_path: Path) -> None:
+    test_lines = TEST_ROWS.splitlines(keepends=True)
+    shared = test_lines[3:10] + test_lines[25:30]  # 12 test documents, one of them twice
+    write(tmp_path, "data/train.csv", TRAIN_ROWS + "".join(shared) + test_lines[4])
+    write(tmp_path, "data/test.csv", TEST_ROWS)
+    error = overlap_error(tmp_path, overlap_spec(("train", "TRAIN", "data/train.csv"),
+                                                 ("test", "TEST", "data/test.csv")))
+    assert " shares 12 documents with TEST dataset 'test'" in error.message
+
+
+def test_near_duplicates_differing_in_case_whitespace_or_width_count(tmp_path: Path) -> None:
+    write(tmp_path, "data/test.csv", TEST_ROWS + "spam,Caf\u00e9 \uff21BC offer\n"
+          + "ham,Stra\u00dfe meeting notes\n")
+    near = ("spam,  TEST SPAM document   number 0 \n"   # case, spaces around and between
+            'ham,"test\tham\ndocument number 1"\n'         # a tab and a line break
+            "spam,CAFE\u0301 abc OFFER\n"                  # NFKC: decomposed é; U+FF21 in the test
+            "ham,STRASSE Meeting Notes\n")                 # case folding: ß is ss
+    write(tmp_path, "data/train.csv", TRAIN_ROWS + near)
+    error = overlap_error(tmp_path, overlap_spec(("train", "TRAIN", "data/train.csv"),
+                                                 ("test", "TEST", "data/test.csv")))
+    assert " shares 4 documents with TEST dataset 'test'" in error.message
+
+
+def test_every_overlapping_pair_is_named_in_the_one_error(tmp_path: Path) -> None:
+    write(tmp_path, "data/test.csv", TEST_ROWS)
+    write(tmp_path, "data/test2.csv", rows("spam", 3, "other ") + rows("ham", 3, "other "))
+    write(tmp_path, "data/a.csv", TRAIN_ROWS + "".join(TEST_ROWS.splitlines(True)[:2]))
+    write(tmp_path, "data/b.csv", rows("spam", 3, "other ") + TEST_ROWS)
+    error = overlap_error(tmp_path, overlap_spec(("a", "TRAIN", "data/a.csv"),
+                                                 ("b", "TRAIN", "data/b.csv"),
+                                                 ("test", "TEST", "data/test.csv"),
+                                                 ("test2", "TEST", "data/test2.csv")))
+    assert error.message.startswith("TRAIN dataset 'a' (data/a.csv) shares 2 documents with TEST "
+                                    "dataset 'test' (data/test.csv); also 'b' with 'test': 40, "
+                                    "'b' with 'test2': 3 (compared after")
+
+
+def test_the_overlap_error_names_the_spec_line_of_the_train_dataset(tmp_path: Path) -> None:
+    write(tmp_path, "data/train.csv", TRAIN_ROWS)
+    write(tmp_path, "data/test.csv", TEST_ROWS)
+    write(tmp_path, "data/copy.csv", TEST_ROWS)
+    spec_file = load_spec(write(tmp_path, "specs/demo.yaml", (
+        "name: demo\n"
+        "task: {mode: MULTI_CLASS, labels: [spam, ham], minDocumentsPerLabel: 1}\n"
+        "datasets:\n"
+        "  - {name: train, type: TRAIN, path: data/train.csv}\n"
+        "  - {name: test, type: TEST, path: data/test.csv}\n"
+        "  - {name: copy, type: TRAIN, path: data/copy.csv}\n")), tmp_path)
+    with pytest.raises(DataError) as info:
+        load_corpus(spec_file.spec, tmp_path, spec_path=spec_file.path,
+                    lines_of=spec_file.line_of)
+    assert str(info.value).startswith("specs/demo.yaml:6: datasets[2]: TRAIN dataset 'copy' "
+                                      "(data/copy.csv) shares 40 documents with TEST dataset "
+                                      "'test' (data/test.csv)")
+
+
+def test_allow_test_overlap_accepts_the_overlap_of_that_dataset_only(tmp_path: Path) -> None:
+    write(tmp_path, "data/train.csv", TRAIN_ROWS)
+    write(tmp_path, "data/test.csv", TEST_ROWS)
+    write(tmp_path, "data/copy.csv", TEST_ROWS)
+    write(tmp_path, "data/copy2.csv", TEST_ROWS)
+    allowed = overlap_spec(("train", "TRAIN", "data/train.csv"),
+                           ("copy", "TRAIN", "data/copy.csv", True),
+                           ("test", "TEST", "data/test.csv"))
+    corpus = load_corpus(allowed, tmp_path)
+    assert (len(corpus.train), len(corpus.test)) == (80, 40)
+    also = overlap_spec(("train", "TRAIN", "data/train.csv"),
+                        ("copy", "TRAIN", "data/copy.csv", True),
+                        ("copy2", "TRAIN", "data/copy2.csv"),
+                        ("test", "TEST", "data/test.csv"))
+    assert "TRAIN dataset 'copy2'" in overlap_error(tmp_path, also).message
+
+
+def test_allow_test_overlap_is_left_out_of_dumps_unless_set() -> None:
+    # an existing flywheel's params.yaml (and so its DVC stages) must not change
+    spec = overlap_spec(("a", "TRAIN", "data/a.csv"), ("b", "TRAIN", "data/b.csv", True))
+    dumped = [d.model_dump(mode="json", by_alias=True, exclude_none=True) for d in spec.datasets]
+    assert dumped == [{"name": "a", "type": "TRAIN", "path": "data/a.csv"},
+                      {"name": "b", "type": "TRAIN", "path": "data/b.csv",
+                       "allowTestOverlap": True}]
+
+
+# --------------------------------------------------------------------------------------------
 # holdout_split
 
 

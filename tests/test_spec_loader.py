@@ -462,7 +462,7 @@ def test_several_errors_are_one_line_with_a_count(tmp_path: Path) -> None:
     error = load_error(tmp_path, text)
     assert error.field == "name"
     assert error.line == 2
-    assert str(error).endswith("(and 1 more problem in this file, at lines 12)")
+    assert str(error).endswith("(and 1 more problem in this file, at line 12)")
     assert "\n" not in str(error)
 
 
@@ -510,6 +510,12 @@ def test_spec_errors_beyond_the_listed_ones_are_counted(tmp_path: Path) -> None:
 )
 def test_unknown_field_suggests_the_nearest_name(tmp_path: Path, case: Bad) -> None:
     check(tmp_path, case)
+
+
+def test_allow_test_overlap_is_refused_on_a_test_dataset(tmp_path: Path) -> None:
+    text = with_second_dataset(SECOND_DATASET + "    allowTestOverlap: true\n")
+    check(tmp_path, Bad("on-test", text, 13, "datasets[1].allowTestOverlap",
+                        "only a TRAIN dataset can set allowTestOverlap"))
 
 
 # --------------------------------------------------------------------------------------------
