@@ -260,6 +260,10 @@ def _plan(args: argparse.Namespace, out: Console, err: Console) -> int:
         print_json(plan_json(views))
     else:
         out.print(plan_table(views))
+        for v in views:  # the table shows each error's first line; here every problem
+            if v.error is not None and len(v.error.lines()) > 1:
+                for line in v.error.lines():
+                    err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
     states = {plan_state(v) for v in views}
     if "ERROR" in states:
         return EXIT_USAGE
@@ -313,13 +317,15 @@ def _validate(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.render import print_json
     from reconciler.views import all_views
 
-    views = all_views(_root(args), check_data=True)
+    views = all_views(_root(args), check_data="all")
     problems = [v for v in views if v.error]
+    # one line per problem: a file with four mistakes lists all four (bounded, see errors.py)
+    lines = [line for v in problems if v.error for line in v.error.lines()]
     if args.output == "json":
-        print_json({"Valid": not problems, "Errors": [str(v.error) for v in problems]})
+        print_json({"Valid": not problems, "Errors": lines})
     else:
-        for v in problems:
-            err.print(f"error: {v.error}", markup=False, highlight=False, soft_wrap=True)
+        for line in lines:
+            err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
         err.print(f"{len(views) - len(problems)} valid, {len(problems)} invalid")
     return EXIT_FAILED if problems else EXIT_OK
 
