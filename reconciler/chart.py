@@ -81,9 +81,14 @@ def _history(panel: SubFigure, name: str, completed: list[IterationRecord],
     evaluated = [_f1(it.evaluated_model_metrics) for it in completed]
     ax.plot(steps, trained, marker="o", color=COLOURS["trained"],
             label="new version, F1 when trained")
-    ax.plot(steps, evaluated, marker="s", linestyle="--", color=COLOURS["evaluated"],
-            label="version active then, F1 in the same iteration")
+    if not all(math.isnan(f1) for f1 in evaluated):
+        ax.plot(steps, evaluated, marker="s", linestyle="--", color=COLOURS["evaluated"],
+                label="version active then, F1 in the same iteration")
+    # many iterations: label every few, counting back from the newest, so labels do not collide
+    labelled = set(steps[::-1][::-(-len(steps) // MAX_TICK_LABELS)])
     for step, it in zip(steps, completed, strict=True):
+        if step not in labelled and it.trained_model_version != active:
+            continue
         promoted = bool(it.decision and it.decision.promote)
         ax.annotate((it.trained_model_version or "") + (" ★" if promoted else ""),
                     (step, trained[step - 1]), textcoords="offset points", xytext=(0, 10),
@@ -99,7 +104,6 @@ def _history(panel: SubFigure, name: str, completed: list[IterationRecord],
         ax.plot([step], [f1], linestyle="none", marker="o", markersize=14, markerfacecolor="none",
                 markeredgewidth=2.2, color=COLOURS["active"],
                 label=f"{active}: {active_note}, F1 when trained")
-    labelled = set(steps[::-(-len(steps) // MAX_TICK_LABELS)]) | {steps[-1]}
     ax.set_xticks(steps, [_tick(it.flywheel_iteration_id) if step in labelled else ""
                           for step, it in zip(steps, completed, strict=True)], fontsize=8)
     ax.set_xlim(0.5, len(steps) + 0.5)
