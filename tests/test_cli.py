@@ -178,6 +178,9 @@ def test_validate_lists_every_problem_of_each_file_and_keeps_the_exit_code(
     answer = run_cli(tmp_path, "validate", "--output", "json", check=1).json()
     assert answer["Errors"] == [line.removeprefix("error: ")
                                 for line in result.stderr.splitlines()[:-1]]
+    plan = run_cli(tmp_path, "plan", "rows", check=2)
+    assert [line for line in plan.stderr.splitlines() if line.startswith("error: ")] == \
+        result.stderr.splitlines()[:4]
 
 
 def test_reconcile_outside_a_dvc_repository_is_one_clear_error(tmp_path: Path) -> None:

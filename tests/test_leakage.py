@@ -101,3 +101,9 @@ def test_allow_test_overlap_accepts_it(repo: Path) -> None:
     assert answer == {"Valid": True, "Errors": []}
     schema = run_cli(repo, "schema").json()
     assert "allowTestOverlap" in schema["$defs"]["Dataset"]["properties"]
+    # the DVC stages read the flag back from params.yaml: the iteration goes through
+    report = run_cli(repo, "reconcile", "leaky", "--output", "json").json()
+    (leaky,) = report["Flywheels"]
+    assert leaky["Error"] is None
+    assert leaky["Iteration"]["Status"] == "COMPLETED"
+    assert "allowTestOverlap: true" in (repo / "pipelines/leaky/params.yaml").read_text()
