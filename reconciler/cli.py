@@ -129,15 +129,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--file", type=Path, help="one document per line ('-' = stdin)")
     p.add_argument("--version", help="a model version other than the active one, e.g. v2")
     p.add_argument("--top", type=int, default=3, help="scores to show per document")
+    p.add_argument("--raw-scores", action="store_true",
+                   help="also show each label's raw classifier score before calibration "
+                   "(SVM margin, logit or log-likelihood); JSON: RawScore, RawScoreKind")
     p = command("plot", _plot, "Chart F1 across iterations and per-label F1 (PNG or SVG).",
                 output=False)
     p.add_argument("name")
     p.add_argument("--out", type=Path, help="image file, .png or .svg (default: "
                    ".flywheel/charts/NAME-f1.png in the repository, which git ignores)")
     command("schema", _schema, "Print the spec's JSON Schema.", output=False)
-    p = command("init", _init, "Make a folder a flywheel repository (git + DVC + layout).",
-                output=False)
+    p = command("init", _init, "Make a folder a flywheel repository (git + DVC + layout) and "
+                "commit what it created.", output=False)
     p.add_argument("path", type=Path, nargs="?", default=Path("."))
+    p.add_argument("--remote", metavar="PATH_OR_URL", help="set the default DVC remote, where "
+                   "`flywheel publish` and `dvc push` send the models (a folder, s3://…, ssh://…)")
     p = command("demo", _demo, "Replay the bundled example's dataset versions in a scratch "
                 "repository: the flywheel turns, F1 moves, the policy promotes.", output=False)
     p.add_argument("--workdir", type=Path, help="where to build the scratch repository")
@@ -215,9 +220,27 @@ def _run_reconcile(root: Path, names: set[str], err: Console, *, log_format: str
         progress.lines.write(summary_fields(result))
     else:
         err.print(reconcile_summary(result), highlight=False)
+        if result.changed:
+            hint = _publish_hint(root)
+            if hint:
+                err.print(hint, markup=False, highlight=False, soft_wrap=True)
     if result.stopped:
         return EXIT_STOPPED
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _publish_hint(root: Path) -> str | None:
+    """One line after a reconcile that left lake/ or pipelines/ uncommitted: what to run."""
+    from reconciler.adapters import dvc, git
+
+    revision = git.revision(root, ("lake", "pipelines"))
+    if revision is None or not revision.changed:
+        return None
+    if dvc.default_remote(root) is None:
+        return ("hint: lake/ and pipelines/ have uncommitted changes; set a DVC remote for the "
+                "models (`flywheel init --remote PATH_OR_URL`), then run `flywheel publish`")
+    return ("hint: lake/ and pipelines/ have uncommitted changes: `flywheel publish` pushes the "
+            "models to the DVC remote and commits them")
 
 
 def _watch(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -435,7 +458,7 @@ def _iteration(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _classify(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.classify import classify
+    from reconciler.classify import Classification, classify
     from reconciler.render import classification_table, print_json
 
     texts = list(args.texts)
@@ -445,12 +468,19 @@ def _classify(args: argparse.Namespace, out: Console, err: Console) -> int:
             texts.extend(line.rstrip("\n") for line in handle if line.strip())
     if not texts:
         raise FlywheelError("give some text to classify (arguments or --file)")
-    version, results = classify(_root(args), args.name, texts, args.version)
+    version, results = classify(_root(args), args.name, texts, args.version,
+                                raw=args.raw_scores)
     if args.output == "json":
+        def entry(c: Classification, name: str) -> dict[str, object]:
+            raw = {} if c.raw_scores is None else {"RawScore": c.raw_scores[name]}
+            return {"Name": name, "Score": c.scores[name], **raw}
+
         print_json({"ModelVersion": version, "Results": [
-            {"Text": c.text, "Labels": [{"Name": n, "Score": c.scores[n]} for n in c.labels],
-             "Classes": [{"Name": n, "Score": s} for n, s in c.scores.items()],
-             "ScoreKind": c.score_kind} for c in results]})
+            {"Text": c.text, "Labels": [entry(c, n) for n in c.labels],
+             "Classes": [entry(c, n) for n in c.scores],
+             "ScoreKind": c.score_kind,
+             **({"RawScoreKind": c.raw_score_kind} if c.raw_scores is not None else {})}
+            for c in results]})
     else:
         out.print(classification_table(version, results, args.top))
     return EXIT_OK
@@ -480,8 +510,14 @@ def _init(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.scaffold import init_repository
 
     path = args.path.resolve()
-    init_repository(path)
-    err.print(f"initialised a flywheel repository in {path}")
+    done = init_repository(path, args.remote)
+    commit = f"committed {done.commit[:12]}" if done.commit else "nothing new to commit"
+    err.print(f"initialised a flywheel repository in {path} ({commit})", highlight=False)
+    if done.remote is None:
+        err.print("no DVC remote for the models yet: `flywheel init --remote PATH_OR_URL` "
+                  "sets one", highlight=False)
+    err.print("next: your data under data/, a spec under specs/ (see `flywheel schema`), "
+              "commit them, then `flywheel reconcile`", highlight=False)
     return EXIT_OK
 
 

@@ -1,7 +1,7 @@
 """`flywheel publish`: what a CI job does after its reconcile.
 
-1. ``dvc push`` the model versions (``lake/<name>/models.dvc``) to the DVC remote, first, so that
-   no pushed commit ever names a model the remote lacks;
+1. ``dvc push`` the model versions (``lake/<name>/models.dvc``) and the pipelines' cached outputs
+   to the DVC remote, first, so that no pushed commit ever names a model the remote lacks;
 2. commit the lake's records and the pipelines' ``dvc.yaml``/``params.yaml``/``dvc.lock`` (those
    paths only: nothing else the job may have touched), never an empty commit;
 3. push it, rebasing onto concurrent pushes and trying again.
@@ -31,6 +31,9 @@ def publish(root: Path, *, dvc_push: bool = True, dvc_remote: str | None = None,
             push: bool = False, remote: str = "origin", message: str = DEFAULT_MESSAGE,
             skip_ci: str = git.SKIP_CI_MARKER) -> Published:
     models = sorted(str(p.relative_to(root)) for p in (root / LAKE_DIR).glob("*/models.dvc"))
+    # The pipelines' cached outputs too (the latest trained model), so that a plain `dvc pull`
+    # in another clone finds everything the committed dvc.lock files name.
+    models += sorted(str(p.relative_to(root)) for p in (root / PIPELINES_DIR).glob("*/dvc.yaml"))
     sent = 0
     if dvc_push and models:
         with DvcSession(root, root / LOGS_DIR / "publish.log") as dvc:

@@ -41,6 +41,38 @@ def init(root: Path) -> None:
     Repo.init(str(root))
 
 
+def set_default_remote(root: Path, url: str, name: str = "storage") -> None:
+    """``dvc remote add -d NAME URL`` (or change its URL): where ``dvc push`` sends models.
+
+    A local folder is stored as an absolute path, so that every clone on this machine finds it.
+    """
+    from dvc.repo import Repo
+
+    repo = Repo(str(root))
+    try:
+        with repo.config.edit("repo") as conf:
+            conf["remote"][name] = {"url": url}
+            conf["core"]["remote"] = name
+    finally:
+        repo.close()
+
+
+def default_remote(root: Path) -> str | None:
+    """The name of the repository's default DVC remote, read without importing DVC."""
+    import configparser
+
+    for name in ("config.local", "config"):
+        parser = configparser.ConfigParser(interpolation=None, strict=False)
+        try:
+            parser.read(root / ".dvc" / name, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            continue
+        remote = parser.get("core", "remote", fallback="").strip().strip("'\"")
+        if remote:
+            return remote
+    return None
+
+
 class DvcSession:
     """One locked conversation with DVC: reproduce stages, track folders."""
 
@@ -143,13 +175,20 @@ def _output_to(log: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _python_on_path() -> Iterator[None]:
-    """Stage commands say ``python``: make it this interpreter even when no venv is active."""
-    before = os.environ.get("PATH", "")
-    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + before
+    """Stages run with this interpreter even when no venv is active: the stage launcher
+    (``pipelines/run-stage.sh``) takes ``FLYWHEEL_PYTHON``; ``python`` on PATH is for pipelines
+    generated before the launcher."""
+    saved = {key: os.environ.get(key) for key in ("PATH", "FLYWHEEL_PYTHON")}
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + (saved["PATH"] or "")
+    os.environ["FLYWHEEL_PYTHON"] = sys.executable
     try:
         yield
     finally:
-        os.environ["PATH"] = before
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _stage_status(exc: BaseException) -> int | None:
