@@ -435,7 +435,13 @@ def classification_table(version: str, results: list[Classification], top: int) 
     for column in ("TEXT", "LABELS", "TOP SCORES"):
         table.add_column(column, overflow="fold")
     for c in results:
-        scores = ", ".join(f"{label} {value:.3f}" for label, value in list(c.scores.items())[:top])
+        shown = list(c.scores.items())[:top]
+        scores = ", ".join(f"{label} {value:.3f}" for label, value in shown)
+        kind = c.score_kind
+        if c.raw_scores is not None:  # --raw-scores: each label's raw score after its probability
+            scores = ", ".join(f"{label} {value:.3f} (raw {c.raw_scores[label]:+.3f})"
+                               for label, value in shown)
+            kind += f"; raw: {c.raw_score_kind}"
         text = c.text if len(c.text) <= 80 else c.text[:77] + "…"
-        table.add_row(text, ", ".join(c.labels) or "(none)", f"{scores} ({c.score_kind})")
+        table.add_row(text, ", ".join(c.labels) or "(none)", f"{scores} ({kind})")
     return table

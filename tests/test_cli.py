@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT, git, run_cli, write_csv
+from conftest import PROJECT, bundled_rows, git, run_cli, write_csv
 
 LABELS = ["archive", "audio", "db", "image", "mail", "text", "video"]
 
@@ -64,6 +64,64 @@ def test_multi_label_classify_reads_a_file_and_gives_probabilities(reconciled: P
     assert "audio" in [label["Name"] for label in first["Labels"]]
     assert "image" in [label["Name"] for label in second["Labels"]]
     assert all(0.0 <= c["Score"] <= 1.0 for c in first["Classes"])
+
+
+def test_classify_raw_scores_and_the_calibration_figures_of_the_evaluation(
+        reconciled: Path) -> None:
+    """Scores are calibrated probabilities, most probable first; --raw-scores adds each label's
+    logit; the iteration's evaluation and metrics.json carry Brier score and ECE."""
+    answer = run_cli(reconciled, "classify", "tags", "audio player for mp3 and ogg files",
+                     "--raw-scores", "--output", "json").json()
+    (result,) = answer["Results"]
+    assert result["ScoreKind"] == "probability" and result["RawScoreKind"] == "logit"
+    scores = [c["Score"] for c in result["Classes"]]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+    assert {c["Name"] for c in result["Classes"]} == set(LABELS)
+    assert all(isinstance(c["RawScore"], float) for c in result["Classes"] + result["Labels"])
+    assert any(c["RawScore"] < 0 for c in result["Classes"])  # logits, not probabilities
+    plain = run_cli(reconciled, "classify", "tags", "audio player", "-o", "json").json()
+    assert "RawScore" not in plain["Results"][0]["Classes"][0]
+    assert "RawScoreKind" not in plain["Results"][0]
+    table = run_cli(reconciled, "classify", "tags", "audio player", "--raw-scores").stdout
+    assert "(probability; raw: logit)" in table and "(raw -" in table
+
+    iteration_id = run_cli(reconciled, "iterations", "tags", "-o", "json").json()[
+        "FlywheelIterationPropertiesList"][0]["FlywheelIterationId"]
+    trained = json.loads((reconciled / "lake/tags/evaluation" / iteration_id / "trained.json")
+                         .read_text())
+    assert 0.0 <= trained["expectedCalibrationError"] <= 0.2
+    assert 0.0 <= trained["brierScore"] <= 0.25
+    metrics = json.loads((reconciled / "pipelines/tags/out/metrics.json").read_text())
+    assert metrics["trained"]["ExpectedCalibrationError"] == trained["expectedCalibrationError"]
+    assert metrics["trained"]["BrierScore"] == trained["brierScore"]
+
+
+def test_multi_class_classify_scores_sum_to_one_most_probable_first(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    root = tmp_path_factory.mktemp("cli-mc") / "repo"
+    run_cli(root.parent, "init", str(root))
+    labels = ["games", "mail", "math", "sound"]
+    write_csv(root / "data/train.csv",
+              bundled_rows("debian-sections", "train-v2.csv", labels, 40))
+    write_csv(root / "data/test.csv", bundled_rows("debian-sections", "test.csv", labels, 25))
+    spec = {"name": "sections", "task": {"mode": "MULTI_CLASS", "labels": labels},
+            "datasets": [{"name": "train", "type": "TRAIN", "path": "data/train.csv"},
+                         {"name": "test", "type": "TEST", "path": "data/test.csv"}],
+            "recipe": {"algorithm": "linear-svm"}, "promotion": {"minF1": 0.1}}
+    (root / "specs/sections.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    run_cli(root, "reconcile")
+    answer = run_cli(root, "classify", "sections", "a chess game with a 3D board",
+                     "an IMAP mail client", "--raw-scores", "-o", "json").json()
+    for result in answer["Results"]:
+        scores = [c["Score"] for c in result["Classes"]]
+        assert scores == sorted(scores, reverse=True)
+        assert sum(scores) == pytest.approx(1.0)
+        assert all(0.0 <= s <= 1.0 for s in scores)
+        assert result["Labels"][0]["Name"] == result["Classes"][0]["Name"]
+        assert result["RawScoreKind"] == "margin"
+        raw = [c["RawScore"] for c in result["Classes"]]
+        assert raw == sorted(raw, reverse=True)  # temperature scaling keeps the order
+    assert [r["Labels"][0]["Name"] for r in answer["Results"]] == ["games", "mail"]
 
 
 def test_plot_writes_a_png_chart(reconciled: Path, tmp_path: Path) -> None:

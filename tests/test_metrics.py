@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import (
     accuracy_score,
+    brier_score_loss,
     confusion_matrix,
     f1_score,
     hamming_loss,
@@ -24,8 +25,10 @@ from sklearn.preprocessing import MultiLabelBinarizer
 from reconciler.core.metrics import (
     MULTI_CLASS,
     MULTI_LABEL,
+    Calibration,
     Evaluation,
     LabelMetrics,
+    calibration,
     evaluate,
 )
 
@@ -508,6 +511,8 @@ RECORD_KEYS = {
     "microRecall",
     "microF1Score",
     "hammingLoss",
+    "brierScore",
+    "expectedCalibrationError",
     "perLabel",
     "confusionMatrix",
 }
@@ -628,3 +633,91 @@ def test_multilabel_invariants(pairs: list[tuple[frozenset[str], frozenset[str]]
         assert m.tp + m.fp + m.fn + m.tn == len(pairs)
         assert 0.0 <= m.f1 <= 1.0
     assert Evaluation.from_record(json.loads(json.dumps(result.to_record()))) == result
+
+
+# ---------------------------------------------------------------------------
+# Calibration: Brier score and expected calibration error
+# ---------------------------------------------------------------------------
+
+
+def _reference_ece(confidences: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
+    """ECE written out with numpy, independently of the module's loop."""
+    index = np.minimum((confidences * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            total += mask.sum() / len(confidences) * abs(right[mask].mean()
+                                                         - confidences[mask].mean())
+    return total
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_multiclass_calibration_matches_sklearn_brier_and_a_reference_ece(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    labels = ("a", "b", "c", "d")
+    probabilities = rng.dirichlet(np.ones(len(labels)) * 0.5, size=60)
+    truth_index = rng.integers(0, len(labels), size=60)
+    truth = [frozenset([labels[i]]) for i in truth_index]
+    rows = [dict(zip(labels, map(float, row), strict=True)) for row in probabilities]
+    figures = calibration(MULTI_CLASS, labels, truth, rows)
+    expected = brier_score_loss([labels[i] for i in truth_index], probabilities,
+                                labels=list(labels))
+    assert figures.brier_score == pytest.approx(expected, abs=1e-12)
+    top = probabilities.argmax(axis=1)
+    assert figures.expected_calibration_error == pytest.approx(
+        _reference_ece(probabilities.max(axis=1), (top == truth_index).astype(float)),
+        abs=1e-12)
+    assert 0.0 <= figures.expected_calibration_error <= 1.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_multilabel_calibration_is_per_label_brier_and_ece_over_every_pair(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    labels = ("a", "b", "c")
+    probabilities = rng.random((40, 3))
+    indicator = (rng.random((40, 3)) < probabilities).astype(int)
+    truth = [frozenset(labels[j] for j in np.flatnonzero(row)) for row in indicator]
+    rows = [dict(zip(labels, map(float, row), strict=True)) for row in probabilities]
+    figures = calibration(MULTI_LABEL, labels, truth, rows)
+    per_label = [brier_score_loss(indicator[:, j], probabilities[:, j]) for j in range(3)]
+    assert figures.brier_score == pytest.approx(mean(per_label), abs=1e-12)
+    assert figures.expected_calibration_error == pytest.approx(
+        _reference_ece(probabilities.ravel(), indicator.ravel().astype(float)), abs=1e-12)
+
+
+def test_calibration_extremes_perfect_and_worst() -> None:
+    truth = docs("a", "b", "a", "b")
+    sure_right = [{"a": 1.0, "b": 0.0}, {"a": 0.0, "b": 1.0}] * 2
+    sure_wrong = [{"a": 0.0, "b": 1.0}, {"a": 1.0, "b": 0.0}] * 2
+    assert calibration(MULTI_CLASS, ("a", "b"), truth, sure_right) == Calibration(0.0, 0.0)
+    assert calibration(MULTI_CLASS, ("a", "b"), truth, sure_wrong) == Calibration(2.0, 1.0)
+    # Right half the time at 0.5: calibrated (ECE 0) but not sharp (Brier 0.5).
+    even = [{"a": 0.5, "b": 0.5}] * 4
+    figures = calibration(MULTI_CLASS, ("a", "b"), truth, even)
+    assert figures == Calibration(0.5, 0.0)
+
+
+def test_calibration_refuses_a_probability_outside_zero_to_one() -> None:
+    with pytest.raises(ValueError, match=r"outside 0\.\.1 in document 1"):
+        calibration(MULTI_LABEL, ("a",), docs("a", ""), [{"a": 0.2}, {"a": -0.404}])
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
+        calibration(MULTI_LABEL, ("a",), docs("a"), [{"a": float("nan")}])
+
+
+def test_calibration_is_in_the_record_and_round_trips() -> None:
+    truth = docs("a", "b", "a")
+    probabilities = [{"a": 0.9, "b": 0.1}, {"a": 0.3, "b": 0.7}, {"a": 0.4, "b": 0.6}]
+    result = evaluate(MULTI_CLASS, ("a", "b"), truth, docs("a", "b", "b"), probabilities)
+    record = result.to_record()
+    assert set(record) == RECORD_KEYS
+    assert record["brierScore"] == result.calibration.brier_score
+    assert record["expectedCalibrationError"] == result.calibration.expected_calibration_error
+    assert Evaluation.from_record(json.loads(json.dumps(record))) == result
+    # Without probabilities (a model that gives none): null figures, and an older record
+    # without the keys at all reads the same.
+    plain = evaluate(MULTI_CLASS, ("a", "b"), truth, docs("a", "b", "b"))
+    assert plain.to_record()["brierScore"] is None and plain.calibration is None
+    old = {k: v for k, v in plain.to_record().items()
+           if k not in ("brierScore", "expectedCalibrationError")}
+    assert Evaluation.from_record(old) == plain

@@ -7,6 +7,11 @@ Comprehend reports a flywheel iteration's quality as ``AverageF1Score``,
 precision and recall). Reproducing these exactly lets the reconciler compare a
 locally trained candidate with the figures Comprehend would report.
 
+Next to them, when the model gives probabilities, the evaluation records how trustworthy those
+probabilities are: the Brier score and the expected calibration error (:func:`calibration`).
+Comprehend reports no such figures; they are what makes a ``Score`` of 0.9 mean "right 9 times
+in 10".
+
 The module is deliberately pure (stdlib only, no I/O) so it can be used in
 tests, in the planner, and on recorded evaluations without heavy dependencies.
 """
@@ -22,6 +27,9 @@ from reconciler.core.spec import Mode
 MULTI_CLASS = Mode.MULTI_CLASS.value
 MULTI_LABEL = Mode.MULTI_LABEL.value
 MODES: tuple[str, str] = (MULTI_CLASS, MULTI_LABEL)
+
+#: Equal-width probability bins of the expected calibration error.
+CALIBRATION_BINS = 10
 
 MultiClassMatrix = tuple[tuple[int, ...], ...]
 MultiLabelMatrix = tuple[tuple[tuple[int, int], tuple[int, int]], ...]
@@ -86,6 +94,28 @@ class LabelMetrics:
 
 
 @dataclass(frozen=True, slots=True)
+class Calibration:
+    """How well a model's probabilities match how often it is right, on the test documents.
+
+    ``brier_score``: the mean squared difference between probability and outcome. MULTI_CLASS:
+    per document, the sum over the declared labels of ``(p - [label is the true one])**2``,
+    averaged over documents (0 is perfect, 2 the worst; scikit-learn's multi-class
+    ``brier_score_loss``). MULTI_LABEL: the mean over every (document, label) pair of
+    ``(p - [label is true])**2`` (0..1), each label's probability being independent.
+
+    ``expected_calibration_error``: the probabilities are put in :data:`CALIBRATION_BINS`
+    equal-width bins (``[0, 0.1)``, … ``[0.9, 1]``); in each bin, the gap between the mean
+    probability and the fraction that was right, weighted by the bin's share of the
+    probabilities; 0..1, 0 is perfect. MULTI_CLASS bins each document's top probability (right:
+    its label is the true one); MULTI_LABEL bins every (document, label) probability (right: the
+    label is true).
+    """
+
+    brier_score: float
+    expected_calibration_error: float
+
+
+@dataclass(frozen=True, slots=True)
 class Evaluation:
     """The full result of evaluating predictions against ground truth.
 
@@ -108,6 +138,8 @@ class Evaluation:
     hamming_loss: float
     per_label: tuple[LabelMetrics, ...]
     confusion_matrix: MultiClassMatrix | MultiLabelMatrix
+    #: None when the model gives no probabilities (a model trained before they were calibrated).
+    calibration: Calibration | None = None
 
     def comprehend_metrics(self) -> dict[str, float]:
         """Comprehend's FlywheelModelEvaluationMetrics shape.
@@ -119,6 +151,14 @@ class Evaluation:
             "AveragePrecision": self.average_precision,
             "AverageRecall": self.average_recall,
             "AverageAccuracy": self.average_accuracy,
+        }
+
+    def calibration_metrics(self) -> dict[str, float | None]:
+        """``brierScore`` and ``expectedCalibrationError`` (None without probabilities)."""
+        figures = self.calibration
+        return {
+            "brierScore": figures.brier_score if figures else None,
+            "expectedCalibrationError": figures.expected_calibration_error if figures else None,
         }
 
     def to_record(self) -> dict[str, Any]:
@@ -140,6 +180,7 @@ class Evaluation:
             "microRecall": self.micro_recall,
             "microF1Score": self.micro_f1,
             "hammingLoss": self.hamming_loss,
+            **self.calibration_metrics(),
             "perLabel": [item.to_record() for item in self.per_label],
             "confusionMatrix": matrix,
         }
@@ -176,6 +217,11 @@ class Evaluation:
             hamming_loss=float(data["hammingLoss"]),
             per_label=tuple(LabelMetrics.from_record(item) for item in data["perLabel"]),
             confusion_matrix=matrix,
+            # Records written before calibration was measured have neither key.
+            calibration=None if data.get("brierScore") is None else Calibration(
+                brier_score=float(data["brierScore"]),
+                expected_calibration_error=float(data["expectedCalibrationError"]),
+            ),
         )
 
 
@@ -217,6 +263,7 @@ def evaluate(
     labels: Sequence[str],
     truth: Sequence[frozenset[str]],
     predicted: Sequence[frozenset[str]],
+    probabilities: Sequence[Mapping[str, float]] | None = None,
 ) -> Evaluation:
     """Score ``predicted`` against ``truth`` using Comprehend's metric definitions.
 
@@ -224,8 +271,12 @@ def evaluate(
     requires exactly one label per document on both sides. Raises ``ValueError``
     for an unknown mode, empty input, mismatched lengths, wrong label counts in
     MULTI_CLASS, or labels outside ``labels`` (the message names the label).
+    ``probabilities`` (one label -> probability mapping per document), when given, adds
+    the :class:`Calibration` figures.
     """
     declared = _validate(mode, labels, truth, predicted)
+    figures = None if probabilities is None else calibration(mode, declared, truth,
+                                                             probabilities)
     n_docs = len(truth)
 
     per_label: list[LabelMetrics] = []
@@ -293,4 +344,47 @@ def evaluate(
         hamming_loss=hamming,
         per_label=tuple(per_label),
         confusion_matrix=matrix,
+        calibration=figures,
     )
+
+
+def calibration(
+    mode: str,
+    labels: Sequence[str],
+    truth: Sequence[frozenset[str]],
+    probabilities: Sequence[Mapping[str, float]],
+    bins: int = CALIBRATION_BINS,
+) -> Calibration:
+    """Brier score and expected calibration error of ``probabilities`` (see :class:`Calibration`).
+
+    A label missing from a document's mapping has probability 0. Raises ``ValueError`` for
+    mismatched lengths or a probability outside 0..1.
+    """
+    if len(truth) != len(probabilities):
+        raise ValueError(f"truth and probabilities differ in length: {len(truth)} != "
+                         f"{len(probabilities)}")
+    if not truth:
+        raise ValueError("cannot evaluate an empty set of documents")
+    squared = 0.0
+    pairs: list[tuple[float, bool]] = []  # (probability, right) of each binned probability
+    for index, (true_set, row) in enumerate(zip(truth, probabilities, strict=True)):
+        values = [float(row.get(label, 0.0)) for label in labels]
+        if not all(0.0 <= value <= 1.0 for value in values):  # also refuses NaN
+            raise ValueError(f"probability outside 0..1 in document {index}: {values}")
+        squared += sum((value - (label in true_set)) ** 2
+                       for label, value in zip(labels, values, strict=True))
+        if mode == MULTI_CLASS:
+            top = max(range(len(labels)), key=values.__getitem__)  # first of equal tops
+            pairs.append((values[top], labels[top] in true_set))
+        else:
+            pairs.extend((value, label in true_set)
+                         for label, value in zip(labels, values, strict=True))
+    brier = squared / len(truth) if mode == MULTI_CLASS else squared / len(pairs)
+    totals = [[0, 0.0, 0] for _ in range(bins)]  # count, sum of probabilities, right
+    for value, right in pairs:
+        cell = totals[min(int(value * bins), bins - 1)]
+        cell[0] += 1
+        cell[1] += value
+        cell[2] += right
+    ece = sum(abs(cell[2] - cell[1]) for cell in totals if cell[0]) / len(pairs)
+    return Calibration(brier_score=brier, expected_calibration_error=ece)

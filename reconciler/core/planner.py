@@ -16,7 +16,9 @@ from reconciler.core.state import FlywheelStatus, IterationRecord, IterationStat
 
 #: Bumped when the meaning of an iteration changes (stage code, features), so that every
 #: flywheel iterates once more with the new code.
-PIPELINE_VERSION = "1"
+#: 2: calibrated probabilities (the model file holds a CalibratedClassifier; evaluations carry
+#: the Brier score and expected calibration error); byte-reproducible model files.
+PIPELINE_VERSION = "2"
 MAX_ATTEMPTS = 4
 BACKOFF_SECONDS = 60.0
 

@@ -32,11 +32,21 @@ def run(params_file: str) -> None:
         "activeVersion": params.active["version"] if params.active else None,
         "activeNote": note,
     })
-    metrics = {"trained": trained_eval.comprehend_metrics()}
+    metrics = {"trained": _metrics(trained_eval)}
     if active_eval:
-        metrics["active"] = active_eval.comprehend_metrics()
+        metrics["active"] = _metrics(active_eval)
     atomic_write_json(params.path(ws.metrics), metrics)
     atomic_write_text(params.path(ws.per_label), _per_label_csv(trained_eval, active_eval))
+
+
+def _metrics(evaluation: Evaluation) -> dict[str, float]:
+    """Comprehend's four figures for ``dvc metrics show``, and the calibration figures next to
+    them when the model gives probabilities (a model saved before it did has none)."""
+    figures: dict[str, float] = evaluation.comprehend_metrics()
+    if evaluation.calibration:
+        figures["BrierScore"] = evaluation.calibration.brier_score
+        figures["ExpectedCalibrationError"] = evaluation.calibration.expected_calibration_error
+    return figures
 
 
 def _score_active(params: StageParams,

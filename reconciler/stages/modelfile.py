@@ -29,6 +29,8 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "scipy.sparse._csr.csr_matrix",
     "sklearn.pipeline.Pipeline", "sklearn.pipeline.FeatureUnion",
     "reconciler.stages.recipes.CompactTfidfVectorizer",
+    # Ours: the recipe's classifier + its calibration (floats and arrays), nothing callable.
+    "reconciler.stages.calibration.CalibratedClassifier",
     "sklearn.feature_extraction.text.TfidfTransformer",
     "sklearn.svm._classes.LinearSVC",
     "sklearn.linear_model._logistic.LogisticRegression",

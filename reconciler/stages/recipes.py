@@ -1,7 +1,9 @@
 """Recipes: a spec's ``recipe`` -> an unfitted scikit-learn pipeline, and prediction helpers.
 
 Every recipe is TF-IDF features (word n-grams, optionally character n-grams) followed by a linear
-classifier; MULTI_LABEL wraps the classifier one-vs-rest over the declared labels.
+classifier; MULTI_LABEL wraps the classifier one-vs-rest over the declared labels. The classifier
+is wrapped in a :class:`~reconciler.stages.calibration.CalibratedClassifier`, so every recipe's
+scores are calibrated probabilities (its raw scores stay available: :func:`raw_scores`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from reconciler.core.spec import (
     LogisticRegressionRecipe,
     Mode,
 )
+from reconciler.stages.calibration import CalibratedClassifier, raw_score_kind
+from reconciler.stages.calibration import raw_scores as classifier_raw_scores
 
 RecipeModel = LinearSvmRecipe | LogisticRegressionRecipe | ComplementNbRecipe
 
@@ -82,7 +86,9 @@ def build_pipeline(recipe: RecipeModel, mode: Mode) -> Pipeline:
     classifier = _classifier(recipe)
     if mode is Mode.MULTI_LABEL:
         classifier = OneVsRestClassifier(classifier)
-    return Pipeline([("features", _features(recipe.features)), ("classifier", classifier)])
+    calibrated = CalibratedClassifier(classifier, multi_label=mode is Mode.MULTI_LABEL,
+                                      random_state=recipe.seed)
+    return Pipeline([("features", _features(recipe.features)), ("classifier", calibrated)])
 
 
 def _features(features: Features) -> FeatureUnion | CompactTfidfVectorizer:
@@ -133,7 +139,10 @@ def indicator_matrix(labels: Sequence[frozenset[str]], declared: Sequence[str]) 
 def predict(pipeline: Pipeline, texts: Sequence[str], mode: Mode,
             labels: Sequence[str]) -> list[frozenset[str]]:
     """Predicted label sets. ``labels`` is the label order the model was trained with."""
-    predicted = pipeline.predict(list(texts))
+    return _decode(pipeline.predict(list(texts)), mode, labels)
+
+
+def _decode(predicted: np.ndarray, mode: Mode, labels: Sequence[str]) -> list[frozenset[str]]:
     if mode is Mode.MULTI_LABEL:
         return [frozenset(labels[i] for i in np.flatnonzero(row)) for row in predicted]
     return [frozenset([str(label)]) for label in predicted]
@@ -144,25 +153,54 @@ def evaluate(pipeline: Pipeline, documents: Sequence[Document], spec: FlywheelSp
     """Score a model on test documents over the spec's declared labels.
 
     ``model_labels`` is the label order the model was trained with (it decodes MULTI_LABEL
-    indicator columns); the metrics are always computed over the spec's labels.
+    indicator columns); the metrics are always computed over the spec's labels. A model that
+    gives probabilities is also scored for calibration (Brier score, expected calibration error).
     """
     mode = spec.task.mode
-    predicted = predict(pipeline, [d.text for d in documents], mode, model_labels)
+    features = pipeline[:-1].transform([d.text for d in documents])  # once, for both
+    classifier = pipeline[-1]
+    predicted = _decode(classifier.predict(features), mode, model_labels)
+    probabilities = None
+    if hasattr(classifier, "predict_proba"):
+        probabilities = _by_label(classifier.predict_proba(features),
+                                  _column_labels(classifier, mode, model_labels))
     return score_predictions(mode.value, spec.task.labels, [d.labels for d in documents],
-                             predicted)
+                             predicted, probabilities)
 
 
 def scores(pipeline: Pipeline, texts: Sequence[str], mode: Mode,
            labels: Sequence[str]) -> tuple[list[dict[str, float]], str]:
-    """Per-label scores for each text, and what they are ("probability" or "margin")."""
+    """Per-label scores for each text, and what they are.
+
+    "probability" (0..1; MULTI_CLASS: they sum to 1), from every model trained since scores were
+    calibrated, and from any model with ``predict_proba``; an older linear SVM's scores are its
+    raw margins ("margin").
+    """
     texts = list(texts)
-    classifier = pipeline.named_steps["classifier"]
+    classifier = pipeline[-1]
     if hasattr(classifier, "predict_proba"):
-        values, kind = pipeline.predict_proba(texts), "probability"
-    else:
-        values, kind = pipeline.decision_function(texts), "margin"
+        return _by_label(pipeline.predict_proba(texts),
+                         _column_labels(classifier, mode, labels)), "probability"
+    return raw_scores(pipeline, texts, mode, labels)
+
+
+def raw_scores(pipeline: Pipeline, texts: Sequence[str], mode: Mode,
+               labels: Sequence[str]) -> tuple[list[dict[str, float]], str]:
+    """The classifier's raw per-label scores (before calibration), and what they are: "margin"
+    (linear SVM), "logit" (logistic regression) or "log-likelihood" (complement naive Bayes)."""
+    classifier = pipeline[-1]
+    values = classifier_raw_scores(classifier, pipeline[:-1].transform(list(texts)))
+    return _by_label(values, _column_labels(classifier, mode, labels)), raw_score_kind(classifier)
+
+
+def _column_labels(classifier: object, mode: Mode, labels: Sequence[str]) -> list[str]:
+    if mode is Mode.MULTI_LABEL:
+        return list(labels)
+    return [str(c) for c in classifier.classes_]  # type: ignore[attr-defined]
+
+
+def _by_label(values: np.ndarray, order: Sequence[str]) -> list[dict[str, float]]:
     values = np.atleast_2d(values)
-    order = labels if mode is Mode.MULTI_LABEL else [str(c) for c in classifier.classes_]
     if values.shape[1] == 1 and len(order) == 2:  # binary decision_function: one column
         values = np.hstack([-values, values])
-    return [dict(zip(order, map(float, row), strict=True)) for row in values], kind
+    return [dict(zip(order, map(float, row), strict=True)) for row in values]
