@@ -5,12 +5,12 @@ to 0 or 1 whatever the evidence, and logistic regression's probabilities are onl
 as its regularisation lets them be. :class:`CalibratedClassifier` wraps the recipe's classifier
 and maps its raw scores to probabilities fitted on documents it was not trained on:
 
-- once, before the final fit, the classifier is fitted on 80 % of the training documents
-  (stratified by label for MULTI_CLASS, seeded by the recipe's ``seed``) and scores the other
-  20 %; the mapping is fitted on those held-out raw scores;
-- the model that is kept is then fitted on all the training documents, as before. Its
-  predictions are exactly the recipe's own (the mapping never changes a decision), so F1 does
-  not move; only the scores do.
+- the model that is kept is the recipe's classifier fitted on all the training documents, as
+  before: its predictions are exactly the recipe's own (the mapping never changes a decision),
+  so F1 does not move; only the scores do;
+- once more, a copy is fitted on 80 % of the training documents (stratified by label for
+  MULTI_CLASS, seeded by the recipe's ``seed``) and scores the other 20 %; the mapping is fitted
+  on those held-out raw scores.
 
 MULTI_CLASS: temperature scaling, ``softmax(raw / T)`` with one ``T`` fitted by log-loss: the
 probabilities sum to 1 and their order is the raw scores' order (the predicted label is the most
@@ -27,6 +27,7 @@ fit, so it converges in a few iterations. Measured in the README (Scores).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -58,22 +59,23 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> CalibratedClassifier:
         y = np.asarray(y)
+        # The kept model: the recipe's classifier on every document, exactly as without
+        # calibration (so calibration never changes a decision).
+        self.estimator_ = clone(self.estimator).fit(X, y)
+        self.classes_ = self.estimator_.classes_
         split = _split(y, self.multi_label, self.random_state)
-        probe = None
         if split is None:
             self.calibrated_ = False
             self._identity(y)
+            return self
+        fit_rows, held_rows = split
+        probe = _probe(self.estimator, self.estimator_).fit(X[fit_rows], y[fit_rows])
+        raw = raw_scores(probe, X[held_rows])
+        self.calibrated_ = True
+        if self.multi_label:
+            self.slopes_, self.intercepts_ = _platt_per_label(raw, y[held_rows])
         else:
-            fit_rows, held_rows = split
-            probe = clone(self.estimator).fit(X[fit_rows], y[fit_rows])
-            raw = raw_scores(probe, X[held_rows])
-            self.calibrated_ = True
-            if self.multi_label:
-                self.slopes_, self.intercepts_ = _platt_per_label(raw, y[held_rows])
-            else:
-                self.temperature_ = _temperature(raw, _class_index(probe.classes_, y[held_rows]))
-        self.estimator_ = _final_fit(self.estimator, probe, X, y)
-        self.classes_ = self.estimator_.classes_
+            self.temperature_ = _temperature(raw, _class_index(probe.classes_, y[held_rows]))
         return self
 
     def _identity(self, y: np.ndarray) -> None:
@@ -144,14 +146,14 @@ def _split(y: np.ndarray, multi_label: bool,
     return np.sort(fit_rows), np.sort(held_rows)
 
 
-def _final_fit(template: Any, probe: Any, X: Any, y: np.ndarray) -> Any:
-    if isinstance(probe, LogisticRegression) and probe.solver != "liblinear":
-        # Warm start from the 80 % fit: the same convex optimum, reached in a few iterations.
+def _probe(template: Any, final: Any) -> Any:
+    """The unfitted model fitted on the 80 %: logistic regression (lbfgs and the other iterative
+    solvers) starts from the final model's weights, the 80 % optimum being near the 100 % one."""
+    if isinstance(final, LogisticRegression) and final.solver != "liblinear":
+        probe = copy.deepcopy(final)
         probe.set_params(warm_start=True)
-        probe.fit(X, y)
-        probe.set_params(warm_start=False)
         return probe
-    return clone(template).fit(X, y)
+    return clone(template)
 
 
 def _class_index(classes: np.ndarray, y: np.ndarray) -> np.ndarray:
