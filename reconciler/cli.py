@@ -429,7 +429,7 @@ def _iterations(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _iteration(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.adapters.lake import Lake
     from reconciler.core.comprehend import describe_flywheel_iteration
-    from reconciler.render import f1, per_label_table, print_json
+    from reconciler.render import calibration_text, f1, per_label_table, print_json
     from reconciler.views import iteration, view
 
     root = _root(args)
@@ -451,9 +451,12 @@ def _iteration(args: argparse.Namespace, out: Console, err: Console) -> int:
         out.print(f"  promotion: {'yes' if record.decision.promote else 'no'} — "
                   f"{record.decision.reason}", highlight=False)
     trained = lake.evaluation(v.name, record.flywheel_iteration_id, "trained")
+    active = lake.evaluation(v.name, record.flywheel_iteration_id, "active")
+    calibration = calibration_text(record, trained, active)
+    if calibration:
+        out.print(f"  calibration: {calibration}", highlight=False)
     if trained:
-        out.print(per_label_table(trained, lake.evaluation(v.name, record.flywheel_iteration_id,
-                                                           "active")))
+        out.print(per_label_table(trained, active))
     return EXIT_OK
 
 

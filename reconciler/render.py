@@ -390,6 +390,20 @@ def flywheel_table(views: list[FlywheelView]) -> Table:
     return table
 
 
+def calibration_text(record: IterationRecord, trained: dict | None,
+                     active: dict | None) -> str | None:
+    """``trained v3 Brier 0.1686, ECE 0.0330; active v2 Brier 0.2045, ECE 0.0356`` (lower is
+    better), or None when neither evaluation has probabilities to judge."""
+    parts = []
+    for which, version, evaluation in (("trained", record.trained_model_version, trained),
+                                       ("active", record.evaluated_model_version, active)):
+        brier = (evaluation or {}).get("brierScore")
+        ece = (evaluation or {}).get("expectedCalibrationError")
+        if brier is not None and ece is not None:
+            parts.append(f"{which} {version or '—'} Brier {brier:.4f}, ECE {ece:.4f}")
+    return "; ".join(parts) + " (lower is better)" if parts else None
+
+
 def version_f1(observed: Observed, version: str | None) -> str:
     """``v2 (F1 0.8123 in 20240101T000000Z)``: a version named with its own figure."""
     if version is None:

@@ -137,6 +137,9 @@ def test_iteration_table_shows_per_label_f1(reconciled: Path) -> None:
     shown = run_cli(reconciled, "iteration", "tags", iteration_id).stdout
     for label in LABELS:
         assert label in shown
+    calibration = next(line for line in shown.splitlines() if "calibration:" in line)
+    assert re.search(r"trained v1 Brier 0\.\d{4}, ECE 0\.\d{4}", calibration), calibration
+    assert "active" not in calibration, "the first iteration has no active model to judge"
     unknown = run_cli(reconciled, "iteration", "tags", "20000101T000000Z", check=2)
     assert "has no iteration 20000101T000000Z" in unknown.stderr
 
