@@ -206,6 +206,10 @@ def _reconcile_one(ctx: Context, spec_file: SpecFile) -> FlywheelResult:
         # or inside DVC (its state databases are SQLite): one line, never a traceback.
         outcome.error = TransientError(f"a file operation failed: {type(exc).__name__}: {exc} "
                                        "(is the disk full?)", flywheel=name)
+    except MemoryError:  # past a dataset's reading (which names the file): one line all the same
+        outcome.error = TransientError("out of memory while reconciling: the process could not "
+                                       "allocate more memory (raise its memory limit or free "
+                                       "memory, then retry)", flywheel=name)
     return outcome
 
 
@@ -277,6 +281,11 @@ def _iterate(ctx: Context, spec_file: SpecFile, inputs: Inputs, status: Flywheel
     if not is_dvc_repo(ctx.root):
         raise StateError(f"{ctx.root} is not a DVC repository; run `flywheel init` there")
     check_pipeline_folder(ctx.root, spec_file.spec.name)
+    # The models folder is re-recorded by the iteration (`dvc add`): first drop what failed
+    # iterations left there, then refuse a folder that does not match its records, before
+    # anything is recorded (fixed with `dvc pull`/`dvc checkout`, the next reconcile goes on).
+    ctx.lake.remove_orphans(spec_file.spec.name, inputs.observed)
+    ctx.lake.check_models(spec_file.spec.name, inputs.observed.versions)
     corpus = load_corpus(spec_file.spec, ctx.root, spec_path=spec_file.path,
                          lines_of=spec_file.line_of)
     ctx.stop.check("the iteration")
