@@ -6,6 +6,7 @@ which is how the conditions (Ready, Reconciling, Stalled) are derived rather tha
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,6 @@ class FlywheelView:
     observed: Observed
     plan: Plan | None
     error: FlywheelError | None
-    #: Why the lake's records could not be read (a corrupt record): ``observed`` is then empty,
-    #: and every command that shows records fails with this one line instead.
-    lake_error: FlywheelError | None = None
 
     @property
     def conditions(self) -> list[Condition]:
@@ -101,7 +99,6 @@ def all_views(root: Path, names: set[str] | None = None, *,
         if names is not None and name not in names:
             continue
         observed, plan, error = Observed(), None, None
-        lake_error: FlywheelError | None = None
         try:
             inputs = read_inputs(root, lake, cache, spec_file)
             observed = inputs.observed
@@ -112,23 +109,17 @@ def all_views(root: Path, names: set[str] | None = None, *,
                              lines_of=spec_file.line_of)
         except FlywheelError as exc:
             error = exc
-            try:
+            with contextlib.suppress(FlywheelError):
                 observed = lake.observe(name)
-            except FlywheelError as lake_exc:
-                lake_error = lake_exc
-        result.append(FlywheelView(name, spec_file, observed, plan, error, lake_error))
+        result.append(FlywheelView(name, spec_file, observed, plan, error))
     cache.save()
     return sorted(result, key=lambda v: v.name)
 
 
-def view(root: Path, name: str, *, records: bool = False) -> FlywheelView:
-    """One flywheel's view; with ``records``, a lake it cannot read is its one-line error
-    (``iterations``, ``iteration``, ``describe``: never an empty history for a corrupt one)."""
+def view(root: Path, name: str) -> FlywheelView:
     found = [v for v in all_views(root, {name}) if v.name == name]
     if not found:
         raise StateError(f"no flywheel named {name!r} under specs/")
-    if records and found[0].lake_error is not None:
-        raise found[0].lake_error
     return found[0]
 
 
