@@ -497,6 +497,16 @@ CSV_CASES = [
              "document has 1000001 characters; the limit is 1000000", 3),
     bad_rows("label-cell-of-200k-characters", rows(b"g" * 200_000 + b",a game\n"),
              "unknown label 'ggg", 3),
+    bad_rows("label-with-a-space-before", rows(b" games,a game\n"),
+             "label ' games' has leading or trailing spaces; did you mean 'games'?", 3),
+    bad_rows("label-with-a-space-after", rows(b"mail ,a mail reader\n"),
+             "label 'mail ' has leading or trailing spaces; did you mean 'mail'?", 3),
+    bad_rows("quoted-label-with-a-tab", rows(b'"games\t",a game\n'),
+             "label 'games\\t' has leading or trailing spaces; did you mean 'games'?", 3),
+    bad_rows("multi-label-spaces-around-the-delimiter",
+             then(rows(b"games | mail,a game with mail\n"),
+                  spec(edit("  mode: MULTI_CLASS", "  mode: MULTI_LABEL"))),
+             "label 'games ' has leading or trailing spaces; did you mean 'games'?", 3),
 ]
 
 LAKE_CASES = [
