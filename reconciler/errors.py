@@ -22,6 +22,7 @@ line that counts them and names their lines; ``lines()`` gives one line per prob
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -115,6 +116,29 @@ class Stopped(FlywheelError):
 
     Not a failure: the iteration is recorded as STOPPED and resumed by the next reconcile.
     """
+
+
+#: ``errno`` values by which the system, not the data or the code, refused a file operation: a
+#: full disk or quota, a file-size limit (``RLIMIT_FSIZE``), permissions, a read-only or failing
+#: device. Worth another try once the cause is gone, wherever they happen (in the reconciler,
+#: inside DVC, inside a stage subprocess): see :func:`environment_failure`.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES,
+                                errno.EPERM, errno.EROFS, errno.EIO})
+#: A stage's exit status for "the environment refused a file operation" (``EX_TEMPFAIL``): the
+#: stage reports the kind of failure, the reconciler does not guess it from the text.
+ENVIRONMENT_EXIT = 75
+
+
+def environment_failure(exc: BaseException | None) -> OSError | None:
+    """The :class:`OSError` with an :data:`ENVIRONMENT_ERRNOS` errno that caused ``exc`` (itself,
+    or along its ``__cause__``/``__context__`` chain), or ``None``."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def nearest(word: str, choices: Iterable[str]) -> str | None:

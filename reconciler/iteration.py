@@ -13,6 +13,7 @@ kill the reconciler at each of them and check what the next reconcile makes of i
 
 from __future__ import annotations
 
+import calendar
 import time
 from pathlib import Path
 
@@ -35,7 +36,13 @@ from reconciler.core.state import (
     PromotionRecord,
     SourceRevision,
 )
-from reconciler.errors import FlywheelError, Stopped, TransientError
+from reconciler.errors import (
+    FlywheelError,
+    StateError,
+    Stopped,
+    TransientError,
+    environment_failure,
+)
 from reconciler.events import IterationFinished, IterationStarted, Promoted, Reporter, StageStarted
 from reconciler.failpoints import failpoint
 from reconciler.stages.workspace import Workspace
@@ -45,15 +52,28 @@ FULL_ITERATION = "FULL_ITERATION: Flywheel iteration performed all functions suc
 LOGS_DIR = ".flywheel/logs"
 
 
+ID_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
 def new_iteration_id(now: float, observed: Observed) -> str:
-    """Comprehend's ``YYYYMMDDTHHMMSSZ`` (UTC); bumped a second past the latest if needed."""
-    stamp = now
-    latest = observed.latest
-    while True:
-        candidate = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stamp))
-        if latest is None or candidate > latest.flywheel_iteration_id:
-            return candidate
-        stamp += 1
+    """Comprehend's ``YYYYMMDDTHHMMSSZ`` (UTC): ``now``, or one second past the latest id when
+    that is not earlier (a record written by a machine with a fast clock, or two iterations in
+    one second). Computed, never counted up to: an id years ahead costs no more than any other.
+    Ids stay unique and strictly increasing, so they sort in the order the iterations ran.
+    """
+    stamp = int(now)
+    latest = max((it.flywheel_iteration_id for it in observed.iterations), default=None)
+    if latest is not None:
+        try:
+            after = calendar.timegm(time.strptime(latest, ID_FORMAT)) + 1
+        except ValueError as exc:  # the lake's reader validates ids; this is a last guard
+            raise StateError(f"iteration id {latest!r} is not {ID_FORMAT}",
+                             flywheel=observed.latest and observed.latest.flywheel_name) from exc
+        stamp = max(stamp, after)
+    candidate = time.strftime(ID_FORMAT, time.gmtime(stamp))
+    if len(candidate) != 16 or (latest is not None and candidate <= latest):
+        raise StateError(f"no iteration id after {latest!r} fits {ID_FORMAT} (year 9999)")
+    return candidate
 
 
 class IterationRun:
@@ -119,6 +139,13 @@ class IterationRun:
                          "the next reconcile resumes it", started, retryable=True)
             raise
         except Exception as exc:
+            refused = environment_failure(exc)
+            if refused is not None:  # the system refused a file operation: not a verdict
+                self._finish(IterationStatus.FAILED, f"a file operation failed: {refused} (the "
+                             "system refused it: disk full, file-size limit or permissions?); "
+                             "retried after the back-off", started, retryable=True)
+                raise TransientError(f"a file operation failed: {refused} (is the disk full?)",
+                                     flywheel=self.spec.name) from exc
             self._finish(IterationStatus.FAILED, f"INTERNAL: {type(exc).__name__}: {exc}",
                          started, retryable=False)
             raise
@@ -130,7 +157,7 @@ class IterationRun:
         failpoint("iteration:pipeline-written")
         log = self.root / LOGS_DIR / self.spec.name / f"{self.iteration_id}.log"
         dvc_yaml = str(self.ws.dvc_yaml)
-        with DvcSession(self.root, log) as dvc:
+        with DvcSession(self.root, log, stop=self.stop.is_set) as dvc:
             self.stop.check("the train stage")
             self.report(StageStarted(self.spec.name, self.iteration_id, "train"))
             dvc.reproduce(f"{dvc_yaml}:train")
@@ -271,9 +298,10 @@ def recover(lake: Lake, observed: Observed, spec_file: SpecFile, status: Flywhee
         was = record.status.value
         record.status = IterationStatus.FAILED
         record.retryable = True
+        record.interrupted = True  # the reconciler's own crash: resumed at once (planner)
         record.end_time = time.time()
         record.message = (f"INTERRUPTED: the reconciler stopped while {was}; "
-                          "the iteration will be retried")
+                          "the iteration is resumed at once")
         lake.write_iteration(record)
         report(IterationFinished(record.flywheel_name, record))
     return changed

@@ -13,6 +13,7 @@ import os
 import resource
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -205,4 +206,56 @@ def test_a_write_refused_mid_iteration_leaves_the_previous_state(turned_once: Pa
         iterations = check_records(lake)
     assert iterations[-1].status.value == "COMPLETED"
     assert json.loads((lake / "status.json").read_text("utf-8"))["activeModel"] == "v2"
+    assert (lake / "versions/v2.json").is_file()
+
+
+# -- a file-size limit inside a DVC stage -------------------------------------------------------
+
+def stage_processes(stage: str) -> list[int]:
+    """Live processes running ``python -m reconciler.stages STAGE``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"reconciler.stages" in words and stage.encode() in words:
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def test_a_file_size_limit_inside_the_train_stage_is_retried(turned_once: Path,
+                                                            tmp_path: Path) -> None:
+    """The train stage alone may write at most 100 kB (the model is over 200 kB): its EFBIG
+    fails the iteration retryably, with a message that says so; the retry completes."""
+    repo = tmp_path / "repo"
+    shutil.copytree(turned_once, repo, symlinks=True)
+    lake = repo / "lake/alpha"
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    job = subprocess.Popen([FLYWHEEL, "reconcile"], cwd=repo, env=env, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    capped: set[int] = set()
+    while job.poll() is None:  # cap the stage as soon as it starts (imports take a second)
+        for pid in set(stage_processes("train")) - capped:
+            try:
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, (100_000, 100_000))
+                capped.add(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+    _, stderr = job.communicate(timeout=300)
+    assert capped, "the train stage was never seen"
+    assert job.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    *_, failed = check_records(lake)
+    assert failed.status.value == "FAILED" and failed.retryable is True, failed
+    assert "the train stage: a file operation failed: [Errno 27] File too large" in \
+        failed.message, failed.message
+    assert not (lake / "versions/v2.json").exists()
+
+    from reconciler.runtime import reconcile
+
+    retried = reconcile(repo, clock=lambda: time.time() + 3600)  # the limit gone, after back-off
+    assert retried.ok, [str(e) for e in retried.all_errors]
+    *_, last = check_records(lake)
+    assert last.status.value == "COMPLETED" and last.attempt == 2, last
     assert (lake / "versions/v2.json").is_file()

@@ -13,12 +13,19 @@ import contextlib
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from reconciler.adapters.files import file_lock
-from reconciler.errors import PipelineError, Stopped, TransientError
+from reconciler.adapters.processes import RECONCILER_ENV, identity
+from reconciler.errors import (
+    ENVIRONMENT_EXIT,
+    PipelineError,
+    Stopped,
+    TransientError,
+    environment_failure,
+)
 
 DVC_LOCK = ".flywheel/locks/dvc"
 DVC_LOCK_TIMEOUT = 600.0
@@ -26,6 +33,8 @@ DVC_LOCK_TIMEOUT = 600.0
 _INTERRUPTED_STATUSES = frozenset({-2, -15, 130, 143})
 #: ... and by SIGKILL: the kernel's OOM killer, or a person's ``kill -9``, not a fault of the data.
 _KILLED_STATUSES = frozenset({-9, 137})
+#: ... and by SIGXFSZ (a file-size limit, when the signal is not ignored): the environment's.
+_FILE_SIZE_STATUSES = frozenset({-25, 153})
 
 
 def is_dvc_repo(root: Path) -> bool:
@@ -76,13 +85,15 @@ def default_remote(root: Path) -> str | None:
 class DvcSession:
     """One locked conversation with DVC: reproduce stages, track folders."""
 
-    def __init__(self, root: Path, log: Path) -> None:
+    def __init__(self, root: Path, log: Path, stop: Callable[[], bool] | None = None) -> None:
         self.root = root
         self.log = log
+        self.stop = stop
         self._repo: Any = None
 
     def __enter__(self) -> DvcSession:
-        self._lock = file_lock(self.root / DVC_LOCK, timeout=DVC_LOCK_TIMEOUT, what="DVC")
+        self._lock = file_lock(self.root / DVC_LOCK, timeout=DVC_LOCK_TIMEOUT, what="DVC",
+                               stop=self.stop)
         self._lock.__enter__()
         return self
 
@@ -138,6 +149,16 @@ class DvcSession:
                 raise TransientError(f"{what}: the stage command was killed (SIGKILL: out of "
                                      "memory, or by hand)", delay=60.0) from exc
             detail = _stage_error(self.log, offset) or str(exc)
+            if status == ENVIRONMENT_EXIT:  # the stage says: the system refused a file op
+                raise TransientError(f"{what}: {detail} (log: {self._display_log()})",
+                                     delay=60.0) from exc
+            if status in _FILE_SIZE_STATUSES:
+                raise TransientError(f"{what}: the stage command was killed by SIGXFSZ (a "
+                                     "file-size limit)", delay=60.0) from exc
+            refused = environment_failure(exc)
+            if refused is not None:  # DVC wrapped the system's refusal in its own error
+                raise TransientError(f"{what}: a file operation failed: {refused} (is the disk "
+                                     "full?)", delay=60.0) from exc
             raise PipelineError(f"{what} failed: {detail} (log: {self._display_log()})") from exc
         except (OSError, sqlite3.Error) as exc:
             # The system refused a file operation inside DVC (a full disk, a file-size limit,
@@ -177,10 +198,12 @@ def _output_to(log: Path) -> Iterator[None]:
 def _python_on_path() -> Iterator[None]:
     """Stages run with this interpreter even when no venv is active: the stage launcher
     (``pipelines/run-stage.sh``) takes ``FLYWHEEL_PYTHON``; ``python`` on PATH is for pipelines
-    generated before the launcher."""
-    saved = {key: os.environ.get(key) for key in ("PATH", "FLYWHEEL_PYTHON")}
+    generated before the launcher. ``FLYWHEEL_RECONCILER`` names this process, so that a stage
+    dies with it (:mod:`reconciler.adapters.processes`)."""
+    saved = {key: os.environ.get(key) for key in ("PATH", "FLYWHEEL_PYTHON", RECONCILER_ENV)}
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + (saved["PATH"] or "")
     os.environ["FLYWHEEL_PYTHON"] = sys.executable
+    os.environ[RECONCILER_ENV] = identity()  # the stages die with this process
     try:
         yield
     finally:

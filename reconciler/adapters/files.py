@@ -16,12 +16,12 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from reconciler import failpoints
-from reconciler.errors import TransientError
+from reconciler.errors import Stopped, TransientError
 
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
 
@@ -116,11 +116,13 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, *, timeout: float | None, what: str) -> Iterator[None]:
+def file_lock(path: Path, *, timeout: float | None, what: str,
+              stop: Callable[[], bool] | None = None) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path``; wait up to ``timeout`` seconds (None = forever).
 
     The kernel drops the lock when the process dies, so a crash never leaves a stale lock.
-    Raises :class:`TransientError` when the wait runs out.
+    Raises :class:`TransientError` when the wait runs out, and :class:`Stopped` as soon as
+    ``stop()`` is true while waiting (a stop request never waits for another reconciler).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -140,6 +142,9 @@ def file_lock(path: Path, *, timeout: float | None, what: str) -> Iterator[None]
                         f"gave up after {timeout:g}s",
                         delay=30.0,
                     ) from exc
+                if stop is not None and stop():
+                    raise Stopped(f"stopped while waiting for {what} (another reconciler "
+                                  f"holds {path.name})") from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
         os.ftruncate(fd, 0)

@@ -323,6 +323,13 @@ def _iteration(spec: FlywheelSpec, observed: Observed, md5s: Mapping[str, str], 
         # Stopped on request (a shutdown), not a failure: resume now, same attempt number.
         return Iterate(digest, new, last.attempt, f"resume iteration "
                        f"{last.flywheel_iteration_id}, which was stopped"), None, None
+    if last.status is IterationStatus.FAILED and last.retryable and last.interrupted \
+            and last.attempt < MAX_ATTEMPTS:
+        # The reconciler running it died (its lock is free again, or this plan would not run
+        # under it): not the iteration's failure, so no back-off. The attempt still counts, so
+        # an iteration that takes its reconciler down every time gives up after MAX_ATTEMPTS.
+        return Iterate(digest, new, last.attempt + 1, f"resume iteration "
+                       f"{last.flywheel_iteration_id} at once: {last.message}"), None, None
     return _retry(last, new, digest, now)
 
 

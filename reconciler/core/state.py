@@ -78,6 +78,9 @@ class IterationRecord(_Record):
     input_digest: str
     attempt: int = 1
     retryable: bool = False
+    #: FAILED because the reconciler running it died (SIGKILL, a power cut), not because of the
+    #: iteration: the next reconcile resumes it at once, without the back-off.
+    interrupted: bool = False
     datasets: list[DatasetRef] = Field(default_factory=list)
     new_datasets: list[str] = Field(default_factory=list)
     recipe: dict[str, object] = Field(default_factory=dict)

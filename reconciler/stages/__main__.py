@@ -1,11 +1,19 @@
-"""Entry point of the pipeline stages; one error line on stderr and exit 1 on failure."""
+"""Entry point of the pipeline stages; one error line on stderr and exit 1 on failure.
+
+A file operation the system refused (a full disk, a file-size limit, permissions: see
+:data:`reconciler.errors.ENVIRONMENT_ERRNOS`) exits with :data:`~reconciler.errors.ENVIRONMENT_EXIT`
+instead, so the reconciler records the iteration as retryable without reading the text. Started
+by a reconciler, the stage dies with it (:func:`reconciler.adapters.processes.die_with_reconciler`).
+"""
 
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
-from reconciler.errors import FlywheelError
+from reconciler.adapters.processes import die_with_reconciler
+from reconciler.errors import ENVIRONMENT_EXIT, FlywheelError, environment_failure
 from reconciler.failpoints import failpoint
 
 
@@ -15,12 +23,25 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m reconciler.stages {prepare,train,evaluate} PARAMS.yaml",
               file=sys.stderr)
         return 2
-    # Import only the stage asked for: prepare needs no scikit-learn (seconds of start-up).
-    stage = importlib.import_module(f"reconciler.stages.{args[0]}")
-    failpoint(f"stage:{args[0]}:started")
+    if argv is None:  # run as a process (not called from a test): watch the reconciler
+        die_with_reconciler()
+    # Past RLIMIT_FSIZE a write must fail with EFBIG (reported below), not kill the stage.
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
+        # Import only the stage asked for: prepare needs no scikit-learn (seconds of start-up).
+        stage = importlib.import_module(f"reconciler.stages.{args[0]}")
+        failpoint(f"stage:{args[0]}:started")
         stage.run(args[1])
-    except FlywheelError as exc:
+    except (FlywheelError, OSError) as exc:
+        refused = environment_failure(exc)
+        if refused is not None:
+            print(f"error: the {args[0]} stage: a file operation failed: {refused} "
+                  "(the system refused it: disk full, file-size limit or permissions?)",
+                  file=sys.stderr)
+            return ENVIRONMENT_EXIT
+        if not isinstance(exc, FlywheelError):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
