@@ -262,7 +262,8 @@ def _watch(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _status(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.daemon.status import read_status, running_pid
+    from reconciler.daemon.status import STATUS_FILE, read_status, running_pid
+    from reconciler.errors import StateError
     from reconciler.render import print_json, watch_status_text
 
     root = _root(args)
@@ -271,7 +272,12 @@ def _status(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.output == "json":
         print_json({"Running": pid is not None, "Status": status})
     else:
-        out.print(watch_status_text(status, running=pid is not None), highlight=False)
+        try:
+            text = watch_status_text(status, running=pid is not None)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise StateError(f"corrupt daemon status file: {type(exc).__name__}: "
+                             f"{str(exc)[:200]}", file=STATUS_FILE) from exc
+        out.print(text, highlight=False)
     return EXIT_OK if pid is not None else EXIT_NOT_RUNNING
 
 
@@ -289,7 +295,7 @@ def _plan(args: argparse.Namespace, out: Console, err: Console) -> int:
     else:
         out.print(plan_table(views))
         for v in views:  # the table shows each error's first line; here every problem
-            if v.error is not None and len(v.error.lines()) > 1:
+            if v.error is not None and (len(v.error.lines()) > 1 or v.lake_error is not None):
                 for line in v.error.lines():
                     err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
     states = {plan_state(v) for v in views}
@@ -370,9 +376,10 @@ def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
             for v in views if v.spec_file]})
     else:
         out.print(flywheel_table(views))
-    for v in views:
-        if v.spec_file is None:
-            err.print(f"error: {v.error}", markup=False, highlight=False, soft_wrap=True)
+    for v in views:  # a spec that does not load, or records that cannot be read
+        if v.spec_file is None or v.lake_error is not None:
+            err.print(f"error: {v.lake_error or v.error}", markup=False, highlight=False,
+                      soft_wrap=True)
     return EXIT_FAILED if any(v.error for v in views) else EXIT_OK
 
 
@@ -381,13 +388,13 @@ def _describe(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.render import print_json, version_f1
     from reconciler.views import view
 
-    v = view(_root(args), args.name)
+    v = view(_root(args), args.name, records=True)
     if v.spec_file is None:
         raise v.error  # type: ignore[misc]
     props = flywheel_properties(v.spec_file.spec, v.observed, v.message)
     if args.output == "json":
         print_json({"FlywheelProperties": props})
-        return EXIT_OK
+        return EXIT_FAILED if v.error else EXIT_OK
     spec = v.spec_file.spec
     out.print(f"[bold]{spec.name}[/]  ({v.spec_file.path})")
     out.print(f"  mode            {spec.task.mode.value}, {len(spec.task.labels)} labels: "
@@ -422,7 +429,7 @@ def _iterations(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.render import iterations_table, print_json
     from reconciler.views import view
 
-    v = view(_root(args), args.name)
+    v = view(_root(args), args.name, records=True)
     records = list(v.observed.iterations)
     if args.output == "json":
         print_json(list_flywheel_iteration_history(records))
@@ -438,7 +445,7 @@ def _iteration(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.views import iteration, view
 
     root = _root(args)
-    v = view(root, args.name)
+    v = view(root, args.name, records=True)
     record = iteration(v, args.iteration_id)
     if args.output == "json":
         print_json(describe_flywheel_iteration(record))
@@ -499,7 +506,7 @@ def _plot(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.views import view
 
     root = _root(args)
-    v = view(root, args.name)
+    v = view(root, args.name, records=True)
     target = args.out or default_chart_path(root, v.name)
     write_chart(root, v, target)
     err.print(f"wrote {target}", highlight=False, soft_wrap=True)

@@ -51,7 +51,12 @@ class Limit:
 SPEC_BYTES = Limit("spec file size", "FLYWHEEL_MAX_SPEC_BYTES", 256 * 1024, "bytes")
 DATASET_BYTES = Limit("dataset file size", "FLYWHEEL_MAX_DATASET_BYTES", 2 * 1024**3, "bytes")
 ROW_CHARS = Limit("document length", "FLYWHEEL_MAX_ROW_CHARS", 1_000_000, "characters")
-ALL = (SPEC_BYTES, DATASET_BYTES, ROW_CHARS)
+#: One JSON record or cache file (lake records, the hash cache, the daemon's status file).
+RECORD_BYTES = Limit("JSON record size", "FLYWHEEL_MAX_RECORD_BYTES", 64 * 1024**2, "bytes")
+#: What loading one model file may unpack: the sum of its members' uncompressed sizes.
+MODEL_BYTES = Limit("model file contents (uncompressed)", "FLYWHEEL_MAX_MODEL_BYTES",
+                    2 * 1024**3, "bytes")
+ALL = (SPEC_BYTES, DATASET_BYTES, ROW_CHARS, RECORD_BYTES, MODEL_BYTES)
 
 
 def check() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -15,6 +16,7 @@ from rich.table import Table
 from reconciler.classify import Classification
 from reconciler.core.planner import Acknowledge, ApplyDecision, Iterate, Pin, Unpin, WriteSpec
 from reconciler.core.state import IterationRecord, Observed
+from reconciler.errors import FlywheelError
 from reconciler.events import (
     Event,
     Failed,
@@ -30,7 +32,25 @@ from reconciler.views import FlywheelView
 
 
 def print_json(data: Any, out: TextIO = sys.stdout) -> None:
-    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """The one JSON printer of ``-o json``: strict JSON, so a NaN or an infinity (which no
+    record may hold) is a one-line error instead of output that no JSON parser reads."""
+    try:
+        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise FlywheelError(f"cannot print JSON: {exc} (a non-finite number in the output)") \
+            from exc
+    out.write(text + "\n")
+
+
+def _finite(data: Any) -> Any:
+    """``data`` with every NaN or infinity replaced by None (for log lines, which never fail)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(value) for value in data]
+    return data
 
 
 def f1(value: float | None) -> str:
@@ -74,7 +94,10 @@ class LineWriter:
                 self.console.print(_pretty_line(fields), highlight=False, soft_wrap=True)
             return
         if self.fmt == "json":
-            line = json.dumps(fields, ensure_ascii=False)
+            try:
+                line = json.dumps(fields, ensure_ascii=False, allow_nan=False)
+            except ValueError:  # strict JSON lines: a non-finite number becomes null
+                line = json.dumps(_finite(fields), ensure_ascii=False, allow_nan=False)
         else:
             line = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
         with self._lock:  # machine-read lines go out verbatim: no markup, emoji or wrapping

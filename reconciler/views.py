@@ -6,7 +6,6 @@ which is how the conditions (Ready, Reconciling, Stalled) are derived rather tha
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,9 @@ class FlywheelView:
     observed: Observed
     plan: Plan | None
     error: FlywheelError | None
+    #: Why the lake's records could not be read (a corrupt record): ``observed`` is then empty,
+    #: and every command that shows records fails with this one line instead.
+    lake_error: FlywheelError | None = None
 
     @property
     def conditions(self) -> list[Condition]:
@@ -99,6 +101,7 @@ def all_views(root: Path, names: set[str] | None = None, *,
         if names is not None and name not in names:
             continue
         observed, plan, error = Observed(), None, None
+        lake_error: FlywheelError | None = None
         try:
             inputs = read_inputs(root, lake, cache, spec_file)
             observed = inputs.observed
@@ -109,17 +112,23 @@ def all_views(root: Path, names: set[str] | None = None, *,
                              lines_of=spec_file.line_of)
         except FlywheelError as exc:
             error = exc
-            with contextlib.suppress(FlywheelError):
+            try:
                 observed = lake.observe(name)
-        result.append(FlywheelView(name, spec_file, observed, plan, error))
+            except FlywheelError as lake_exc:
+                lake_error = lake_exc
+        result.append(FlywheelView(name, spec_file, observed, plan, error, lake_error))
     cache.save()
     return sorted(result, key=lambda v: v.name)
 
 
-def view(root: Path, name: str) -> FlywheelView:
+def view(root: Path, name: str, *, records: bool = False) -> FlywheelView:
+    """One flywheel's view; with ``records``, a lake it cannot read is its one-line error
+    (``iterations``, ``iteration``, ``describe``: never an empty history for a corrupt one)."""
     found = [v for v in all_views(root, {name}) if v.name == name]
     if not found:
         raise StateError(f"no flywheel named {name!r} under specs/")
+    if records and found[0].lake_error is not None:
+        raise found[0].lake_error
     return found[0]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from conftest import FLYWHEEL, Run, bundled_rows, run_cli, write_csv
@@ -128,6 +130,9 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (outside / "spec.yaml").write_text(BAD)
     status = json.loads((root / "lake/good/status.json").read_text())
     assert status["activeModel"] == "v2" and not status["pinned"]
+    # A valid status for the cloned flywheel ``bad`` that pins v1: what a link out would obey.
+    (outside / "status.json").write_text(json.dumps(
+        {**status, "flywheelName": "bad", "activeModel": "v1", "pinned": True}))
     return root
 
 
@@ -316,6 +321,74 @@ def untrusted_skops(model: Path) -> bytes:
     return data
 
 
+def write_file(relative: str, content: str | bytes) -> Callable[[Path], None]:
+    def arrange(repo: Path) -> None:
+        path = repo / relative
+        path.unlink()  # never write through a link
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+
+    return arrange
+
+
+def an_iteration(repo: Path) -> str:
+    """bad's newest iteration record, relative to the repository."""
+    return max((repo / "lake/bad/iterations").glob("*.json")).relative_to(repo).as_posix()
+
+
+def on_iteration(change: Callable[[str], Callable[[Path], None]]) -> Callable[[Path], None]:
+    return lambda repo: change(an_iteration(repo))(repo)
+
+
+#: 100,000 nested brackets: Python's json module raises RecursionError on far fewer.
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+
+
+def rename_version(old: str, new: str) -> Callable[[Path], None]:
+    """bad's version record ``old`` renamed (and rewritten) as version ``new``."""
+    def arrange(repo: Path) -> None:
+        versions = repo / "lake/bad/versions"
+        record = json.loads((versions / f"{old}.json").read_text())
+        record.update(version=new, file=f"lake/bad/models/{new}.skops")
+        (versions / f"{old}.json").unlink()
+        (versions / f"{new}.json").write_text(json.dumps(record))
+
+    return arrange
+
+
+def nested_schema(model: Path) -> bytes:
+    """A real model file whose ``schema.json`` is 100,000 brackets deep."""
+    return _rewrite_archive(model, {"schema.json": DEEP_JSON.encode()})
+
+
+def zip_bomb(model: Path) -> bytes:
+    """A real model file whose first array is 64 MiB of zeros deflated to 64 KiB (a real bomb
+    unpacks gigabytes: the bound is the same)."""
+    array = io.BytesIO()
+    np.save(array, np.zeros(8 * 1024**2))
+    return _rewrite_archive(model, {"1.npy": array.getvalue()}, deflate="1.npy")
+
+
+def huge_array(model: Path) -> bytes:
+    """A real model file one of whose arrays claims a terabyte in its header (numpy would
+    allocate it all before reading the 80 bytes that follow)."""
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (137438953472,), }"
+    header += b" " * (118 - len(header)) + b"\n"
+    return _rewrite_archive(model, {"1.npy": b"\x93NUMPY\x01\x00" + bytes([len(header), 0])
+                                    + header + bytes(80)})
+
+
+def _rewrite_archive(model: Path, members: dict[str, bytes], deflate: str = "") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(model) as source, zipfile.ZipFile(buffer, "w") as target:
+        for item in source.infolist():
+            if item.filename not in members:
+                target.writestr(item, source.read(item))
+        for name, data in members.items():
+            target.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if name == deflate
+                            else zipfile.ZIP_STORED)
+    return buffer.getvalue()
+
+
 # --------------------------------------------------------------------------------------------
 # The corpus
 
@@ -469,6 +542,8 @@ SPEC_CASES = [
          field="task.labels[0]"),
     Case("pin-to-a-missing-version", spec(BAD + "activeModel: v9\n"),
          "version v9 does not exist (versions: none yet)", line=END, field="activeModel"),
+    Case("pin-to-v2-newline", spec(BAD + 'activeModel: "v2\\n"\n'), "should match pattern",
+         line=END, field="activeModel"),
 ]
 
 CSV_CASES = [
@@ -508,6 +583,10 @@ CSV_CASES = [
                   spec(edit("  mode: MULTI_CLASS", "  mode: MULTI_LABEL"))),
              "label 'games ' has leading or trailing spaces; did you mean 'games'?", 3),
 ]
+
+#: Every command that reads a flywheel's records: each must fail with the record's one line.
+READERS = ("classify", "validate", "reconcile", "list", "describe", "iterations", "iteration",
+           "plan")
 
 LAKE_CASES = [
     Case("tampered-model-file", then(clone_good_as_bad, model_bytes(flip_a_byte,
@@ -556,6 +635,74 @@ LAKE_CASES = [
          then(clone_good_as_bad, edit_json("lake/bad/status.json", flywheelName="good")),
          "corrupt lake record: flywheelName is not 'bad'", "lake/bad/status.json",
          commands=("classify", "validate", "reconcile")),
+    # One bad record is one line for its flywheel, in every command that reads records
+    Case("status-nested-100000-deep",
+         then(clone_good_as_bad, write_file("lake/bad/status.json", DEEP_JSON)),
+         "corrupt lake record: JSON nested deeper than 32 levels (at line 1)",
+         "lake/bad/status.json", commands=READERS),
+    Case("iteration-record-nested-100000-deep",
+         then(clone_good_as_bad, on_iteration(lambda it: write_file(it, DEEP_JSON))),
+         "corrupt lake record: JSON nested deeper than 32 levels", "lake/bad/iterations/",
+         commands=READERS),
+    Case("version-record-nested-100000-deep",
+         then(clone_good_as_bad, write_file("lake/bad/versions/v1.json",
+                                            '{"version": "v1", "x": ' + DEEP_JSON + "}")),
+         "corrupt lake record: JSON nested deeper than 32 levels", "lake/bad/versions/v1.json",
+         commands=READERS),
+    Case("nan-in-a-finished-iteration-record",
+         then(clone_good_as_bad, on_iteration(lambda it: edit_json(
+             it, trainedModelMetrics={"AverageF1Score": float("nan")}))),
+         "corrupt lake record: NaN is not a finite number", "lake/bad/iterations/",
+         commands=READERS),
+    Case("infinity-as-1e999-in-a-version-record",
+         then(clone_good_as_bad, lambda repo: (repo / "lake/bad/versions/v1.json").write_text(
+             (repo / "lake/bad/versions/v1.json").read_text().replace(
+                 '"AverageF1Score": ', '"AverageF1Score": 1e999, "x": ', 1))),
+         "corrupt lake record: 1e999 is not a finite number", "lake/bad/versions/v1.json",
+         commands=READERS),
+    Case("evaluation-record-nested-100000-deep",
+         then(clone_good_as_bad, lambda repo: write_file(
+             max((repo / "lake/bad/evaluation").glob("*/trained.json")).relative_to(
+                 repo).as_posix(), DEEP_JSON)(repo)),
+         "corrupt lake record: JSON nested deeper than 32 levels", "lake/bad/evaluation/",
+         commands=("iteration-table",)),
+    # Trust boundaries: a record linked out of the repository; patterns that match "v2\n"
+    Case("status-json-symlink-out-of-the-repo",
+         then(clone_good_as_bad, symlink("lake/bad/status.json", outside("status.json"))),
+         "resolves outside the repository's lake/ folder", "lake/bad/status.json",
+         commands=READERS),
+    Case("status-active-model-v2-newline",
+         then(clone_good_as_bad, edit_json("lake/bad/status.json", activeModel="v2\n")),
+         "corrupt lake record: activeModel 'v2\\n' is not a version like v1",
+         "lake/bad/status.json", commands=READERS),
+    Case("iteration-record-version-v2-newline",
+         then(clone_good_as_bad, on_iteration(lambda it: edit_json(
+             it, trainedModelVersion="v2\n"))),
+         "corrupt lake record: trained_model_version 'v2\\n' is not a version like v1",
+         "lake/bad/iterations/", commands=READERS),
+    Case("version-record-v2-newline",
+         then(clone_good_as_bad, rename_version("v2", "v2\n")),
+         "corrupt lake record: version 'v2\\n' is not a version like v1",
+         "lake/bad/versions/v2\\n.json", commands=READERS),
+    Case("promotion-to-v2-newline",
+         then(clone_good_as_bad, lambda repo: edit_json("lake/bad/status.json", promotions=[
+             {**json.loads((repo / "lake/bad/status.json").read_text())["promotions"][-1],
+              "version": "v2\n"}])(repo)),
+         "corrupt lake record: promotions.0.version: String should match pattern",
+         "lake/bad/status.json", commands=READERS),
+    # Model files whose hash is recorded, yet would exhaust the stack or the memory
+    Case("model-file-with-a-schema-nested-100000-deep",
+         then(clone_good_as_bad, model_bytes(nested_schema, record_hash=True)),
+         "model file schema.json: JSON nested deeper than 64 levels",
+         "lake/bad/models/v2.skops", commands=("classify",)),
+    Case("model-file-zip-bomb",
+         then(clone_good_as_bad, model_bytes(zip_bomb, record_hash=True)),
+         "would unpack 67108992 bytes from", "lake/bad/models/v2.skops",
+         commands=("classify",)),
+    Case("model-file-array-claiming-a-terabyte",
+         then(clone_good_as_bad, model_bytes(huge_array, record_hash=True)),
+         "claims an array of 1099511627776 bytes", "lake/bad/models/v2.skops",
+         commands=("classify",)),
 ]
 
 CASES = SPEC_CASES + CSV_CASES + LAKE_CASES
@@ -620,6 +767,12 @@ COMMANDS = {
     "validate": ("validate", "--output", "json"),
     "reconcile": ("reconcile", "--output", "json", "--log-format", "plain"),
     "classify": ("classify", "bad", "an arcade game with levels"),
+    "list": ("list",),
+    "describe": ("describe", "bad", "--output", "json"),
+    "iterations": ("iterations", "bad", "--output", "json"),
+    "iteration": ("iteration", "bad", "latest", "--output", "json"),
+    "iteration-table": ("iteration", "bad", "latest"),  # the table reads the evaluations
+    "plan": ("plan",),
 }
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler import limits
-from reconciler.adapters.files import atomic_write_text
+from reconciler.adapters.files import atomic_write_text, read_json
 from reconciler.core.spec import DATA_DIR, Dataset, DatasetType, FlywheelSpec, Mode, TaskConfig
 from reconciler.errors import (
     MAX_LISTED,
@@ -80,8 +80,8 @@ class HashCache:
         self.path = root / HASH_CACHE
         self.entries: dict[str, list[object]] = {}
         self.dirty = False
-        try:
-            loaded = json.loads(self.path.read_text("utf-8"))
+        try:  # bounded (size, depth; a link refused): a hostile cache is only re-hashing
+            loaded = read_json(self.path, follow_symlinks=False)
             if isinstance(loaded, dict):
                 self.entries = loaded
         except (OSError, ValueError):

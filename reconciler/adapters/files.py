@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import failpoints
+from reconciler.adapters import jsonio
 from reconciler.errors import Stopped, TransientError
 
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
@@ -88,22 +89,37 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+    """Write ``data`` as JSON; a NaN or an infinity in it is a ``ValueError``, never written."""
+    atomic_write_text(path, jsonio.dumps(data, indent=2, sort_keys=False, ensure_ascii=False)
+                      + "\n")
 
 
 def write_if_changed(path: Path, text: str) -> bool:
     """Atomically write ``text`` unless the file already holds exactly it; True if written."""
+    data = text.encode("utf-8")
     try:
-        if path.read_text("utf-8") == text:
+        if read_regular(path, len(data) + 1) == data:
             return False
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         pass
     atomic_write_text(path, text)
     return True
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text("utf-8"))
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """At most ``max_bytes`` of a regular file; ``OSError`` for a FIFO, a device or a folder
+    (opened without waiting: a FIFO with no writer would block a plain ``open``)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return handle.read(max_bytes)
+
+
+def read_json(path: Path, **bounds: Any) -> Any:
+    """The bounded JSON reader (:func:`reconciler.adapters.jsonio.read`): a file too big, too
+    deep or not JSON is a :class:`~reconciler.adapters.jsonio.JsonError` (a ``ValueError``)."""
+    return jsonio.read(path, **bounds)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -28,9 +28,11 @@ from reconciler.adapters.files import (
     atomic_write_json,
     file_lock,
     read_json,
+    read_regular,
     remove_stale_temp_files,
     write_if_changed,
 )
+from reconciler.adapters.jsonio import JsonError
 from reconciler.core.spec import NAME_PATTERN, VERSION_PATTERN
 from reconciler.core.state import (
     FlywheelStatus,
@@ -44,7 +46,8 @@ from reconciler.stages.workspace import LAKE_DIR, Workspace
 LOCKS_DIR = ".flywheel/locks"
 #: Age after which a temp file in the lake is a dead writer's (a live one renames it in ms).
 STALE_TEMP_SECONDS = 60.0
-ITERATION_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"
+ITERATION_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"  # use with re.fullmatch: `$` allows a "\n"
+EVALUATIONS = ("trained", "active")
 _R = TypeVar("_R", bound=BaseModel)
 
 
@@ -54,7 +57,7 @@ class Lake:
 
     def folder(self, name: str) -> Path:
         """``lake/<name>``; a name that is not a flywheel name (``../x``, ``a/b``) is refused."""
-        if not re.match(NAME_PATTERN, name) or len(name) > 63:
+        if not re.fullmatch(NAME_PATTERN, name) or len(name) > 63:
             raise StateError(f"{name[:80]!r} is not a flywheel name (letters, digits and dashes)")
         return self._inside(self.root / LAKE_DIR / name)
 
@@ -98,7 +101,7 @@ class Lake:
         iterations: list[IterationRecord] = []
         for path in sorted(self._inside(folder / "iterations").glob("*.json")):
             record = self._load(path, IterationRecord)
-            self._check(path, re.match(ITERATION_ID_PATTERN, path.stem) is not None
+            self._check(path, re.fullmatch(ITERATION_ID_PATTERN, path.stem) is not None
                         and record.flywheel_iteration_id == path.stem
                         and record.flywheel_name == name,
                         "flywheelName or flywheelIterationId does not match the file")
@@ -116,15 +119,34 @@ class Lake:
         return Observed(status=status, iterations=tuple(iterations), versions=versions)
 
     def evaluation(self, name: str, iteration_id: str, which: str) -> dict | None:
+        """A full evaluation record, or None if there is none; a corrupt one is a StateError."""
+        if not re.fullmatch(ITERATION_ID_PATTERN, iteration_id) or which not in EVALUATIONS:
+            raise StateError(f"no evaluation {iteration_id[:40]!r}/{which[:20]!r}")
         path = self.folder(name) / "evaluation" / iteration_id / f"{which}.json"
-        return read_json(path) if path.exists() else None
+        if not path.exists() and not path.is_symlink():
+            return None
+        data = self._read(path)
+        if not isinstance(data, dict):
+            raise StateError("corrupt lake record: not a JSON object", file=self._display(path))
+        return data
+
+    def _read(self, path: Path) -> object:
+        """The JSON in one lake file: bounded in size and depth (:mod:`jsonio`), and only if
+        the file, followed through any symlink, is inside the repository's ``lake/``."""
+        self._inside(path)
+        try:
+            return read_json(path)
+        except (OSError, ValueError) as exc:
+            raise StateError(f"corrupt lake record: {_reason(exc)}",
+                             file=self._display(path)) from exc
 
     def _load(self, path: Path, model: type[_R]) -> _R:
+        data = self._read(path)
         try:
-            return model.model_validate(read_json(path))
-        except (OSError, ValueError, ValidationError) as exc:
-            raise StateError(f"corrupt lake record: {exc.__class__.__name__}: "
-                             f"{str(exc).splitlines()[0]}", file=self._display(path)) from exc
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise StateError(f"corrupt lake record: {_reason(exc)}",
+                             file=self._display(path)) from exc
 
     def _check(self, path: Path, ok: bool, message: str) -> None:
         if not ok:
@@ -132,13 +154,16 @@ class Lake:
 
     def _check_version(self, path: Path, key: str, version: object) -> None:
         if version is not None and not (isinstance(version, str)
-                                        and re.match(VERSION_PATTERN, version)):
+                                        and re.fullmatch(VERSION_PATTERN, version)):
             shown = repr(version)[:40]
             raise StateError(f"corrupt lake record: {key} {shown} is not a version like v1",
                              file=self._display(path))
 
     def _display(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
+        """The path as an error names it: escaped if a name holds a newline or another control
+        character (an error stays one line whatever a file is called)."""
+        text = path.relative_to(self.root).as_posix()
+        return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
     # writing -------------------------------------------------------------------------------
 
@@ -175,11 +200,14 @@ class Lake:
     def history_stale(self, name: str, iterations: tuple[IterationRecord, ...] | list) -> bool:
         """Whether ``f1_history.csv`` misses a completed iteration (a crash before its write)."""
         path = self.root / str(Workspace(name).history)
+        expected = _history_text(iterations)
         try:
-            return path.read_text("utf-8") != _history_text(iterations)
+            self._inside(path)  # a link to /dev/zero or out of the repository: rewrite it
+            data = read_regular(path, len(expected.encode()) + 1)  # bounded, never blocks
+            return data.decode("utf-8") != expected
         except FileNotFoundError:
             return any(it.status.value == "COMPLETED" for it in iterations)
-        except (OSError, UnicodeDecodeError):
+        except (OSError, UnicodeDecodeError, StateError):
             return True
 
     def remove_stale_temp_files(self, name: str) -> list[Path]:
@@ -214,6 +242,19 @@ class Lake:
             yield True
         finally:
             lock.__exit__(None, None, None)
+
+
+def _reason(exc: Exception) -> str:
+    """What is wrong with a record, in one line (a ``JsonError`` says it plainly)."""
+    if isinstance(exc, ValidationError) and exc.errors():
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "the record"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"{where}: {error['msg']}{more}"[:300]
+    first = (str(exc).splitlines() or [""])[0]
+    if isinstance(exc, JsonError):
+        return first
+    return f"{exc.__class__.__name__}: {first}"
 
 
 def _history_text(iterations: tuple[IterationRecord, ...] | list) -> str:

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "flywheel-reconciler/v1"
+# Full matches only: pydantic's (Rust) engine reads `$` as the end of the text, but Python's
+# re.match lets `$` match before a final "\n" ("v2\n"), so Python code uses re.fullmatch.
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
 VERSION_PATTERN = r"^v[1-9][0-9]*$"
 LABEL_DELIMITERS = " ~!@#$%^*-_+=|\\:;\t>?/"

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from reconciler.core.spec import ModelVersion
+
 
 class IterationStatus(StrEnum):
     TRAINING = "TRAINING"
@@ -29,7 +31,9 @@ class IterationStatus(StrEnum):
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    #: Finite numbers only: a NaN or an infinity is not JSON, and no figure is either.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
+                              allow_inf_nan=False)
 
     def to_json_dict(self) -> dict[str, object]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -117,8 +121,8 @@ class ModelVersionRecord(_Record):
 class PromotionRecord(_Record):
     """One change of the active model: what, when, why."""
 
-    version: str
-    previous_version: str | None = None
+    version: ModelVersion
+    previous_version: ModelVersion | None = None
     time: float
     kind: Literal["PIN", "POLICY"]
     reason: str
@@ -135,8 +139,8 @@ class WriteBack(_Record):
     holding anything else was edited by a person, and that edit is a pin.
     """
 
-    version: str
-    previous: str | None = None
+    version: ModelVersion
+    previous: ModelVersion | None = None
     pending: bool = True
     time: float
     commit: str | None = None

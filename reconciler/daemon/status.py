@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.adapters.files import atomic_write_json, file_lock, read_json
 from reconciler.adapters.lake import LOCKS_DIR
-from reconciler.errors import FlywheelError, TransientError
+from reconciler.errors import FlywheelError, StateError, TransientError
 
 STATUS_FILE = ".flywheel/watch/status.json"
 LOCK_FILE = f"{LOCKS_DIR}/watch.lock"
@@ -30,11 +30,21 @@ def write_status(root: Path, status: dict[str, Any]) -> None:
 
 
 def read_status(root: Path) -> dict[str, Any] | None:
-    try:
-        data = read_json(root / STATUS_FILE)
-    except (OSError, ValueError):
+    """The daemon's last status, None if it never wrote one; a file that is not what the daemon
+    writes (too big, too deep, not a JSON object, a symlink) is a one-line :class:`StateError`.
+    """
+    path = root / STATUS_FILE
+    if not path.exists() and not path.is_symlink():
         return None
-    return data if isinstance(data, dict) else None
+    try:  # bounded (jsonio); never a link: the daemon replaces it by rename
+        data = read_json(path, follow_symlinks=False)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StateError(f"corrupt daemon status file: {reason.splitlines()[0]}",
+                         file=STATUS_FILE) from exc
+    if not isinstance(data, dict):
+        raise StateError("corrupt daemon status file: not a JSON object", file=STATUS_FILE)
+    return data
 
 
 @contextlib.contextmanager

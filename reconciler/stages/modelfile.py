@@ -1,10 +1,13 @@
 """Model files: skops, never pickle, loaded only when every type in them is on our allow-list.
 
-A model file is checked twice before any object is built from it: its SHA-256 must match the
-version record (a tampered file is refused), and every type named in its schema must be one we
-put there ourselves (a file carrying any other type is refused, whatever skops would trust).
-skops and scikit-learn are imported only once a file has passed both checks (they take seconds
-to import), so a refusal is quick.
+A model file is checked three times before any object is built from it: its SHA-256 must match
+the version record (a tampered file is refused); what it would unpack must be bounded (see
+:func:`check_archive`: member count, total and per-member uncompressed size, compression ratio,
+array sizes against their bytes, ``schema.json`` size and depth), because a recorded hash only
+says the file is the one recorded, not that it is harmless; and every type named in its schema
+must be one we put there ourselves (a file carrying any other type is refused, whatever skops
+would trust). skops and scikit-learn are imported only once a file has passed all three (they
+take seconds to import), so a refusal is quick.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from reconciler import limits
+from reconciler.adapters import jsonio
 from reconciler.errors import StateError
 
 if TYPE_CHECKING:
@@ -135,6 +140,7 @@ def load_model(path: Path, expected_sha256: str | None = None, *, display: str =
         if actual != expected_sha256:
             raise StateError(f"model file was modified: sha256 {actual} does not match the "
                              f"recorded {expected_sha256}", file=display)
+    check_archive(path, display)
     types = _schema_types(path, display)
     untrusted = sorted(types - TRUSTED_TYPES)
     if untrusted:
@@ -153,13 +159,97 @@ def load_model(path: Path, expected_sha256: str | None = None, *, display: str =
     return model
 
 
+#: Bounds on what loading one model file may read and allocate (besides
+#: :data:`reconciler.limits.MODEL_BYTES`, the sum of its members' uncompressed sizes). Our own
+#: files hold some 10-40 members (a thousand or so for a MULTI_LABEL model of many labels), are
+#: stored uncompressed (ratio 1) and nest ``schema.json`` about 25 levels deep.
+MAX_MEMBERS = 100_000
+MAX_RATIO = 100  # uncompressed / compressed, for members over RATIO_FLOOR bytes
+RATIO_FLOOR = 1 << 20
+SCHEMA_DEPTH = 64
+
+
+def check_archive(path: Path, display: str) -> None:
+    """Refuse a model file that would unpack or allocate more than the bounds allow.
+
+    Checked from the zip's own directory and each array's header, before anything is unpacked:
+    at most :data:`MAX_MEMBERS` members, at most :data:`limits.MODEL_BYTES` in all, no member
+    over 1 MiB compressed more than :data:`MAX_RATIO` times (a zip bomb), every ``.npy`` array
+    no bigger than its member's bytes (an array header may claim terabytes) and not of object
+    type, the same inside every ``.npz`` member (sparse matrices) and ``schema.json`` within
+    the record limit and :data:`SCHEMA_DEPTH` levels.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            _check_members(archive, display, "", nested=False)
+    except StateError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
+            NotImplementedError) as exc:
+        raise StateError("not a skops model file (pickle and other formats are refused)",
+                         file=display) from exc
+
+
+def _check_members(archive: zipfile.ZipFile, display: str, inside: str, *, nested: bool) -> None:
+    infos = archive.infolist()
+    where = f" in {inside}" if inside else ""
+    if len(infos) > MAX_MEMBERS:
+        raise StateError(f"model file has {len(infos)} members{where}; at most {MAX_MEMBERS} "
+                         "are loaded", file=display)
+    total = sum(info.file_size for info in infos)
+    limit = limits.MODEL_BYTES.value()
+    if total > limit:
+        raise StateError(f"model file would unpack {total} bytes{where}; the limit is {limit} "
+                         f"({limits.MODEL_BYTES.hint})", file=display)
+    for info in infos:
+        if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size,
+                                                                              1):
+            raise StateError(f"model file member {info.filename[:80]!r}{where} would unpack "
+                             f"{info.file_size} bytes from {info.compress_size} (more than "
+                             f"{MAX_RATIO} times: a zip bomb?)", file=display)
+        if info.filename.endswith(".npy"):
+            with archive.open(info) as member:
+                _check_array(member, info, display, where)
+        elif info.filename.endswith(".npz") and not nested:
+            with archive.open(info) as member, zipfile.ZipFile(member) as inner:
+                _check_members(inner, display, info.filename[:80], nested=True)
+
+
+def _check_array(member: Any, info: zipfile.ZipInfo, display: str, where: str) -> None:
+    """An ``.npy`` member's header must not claim more bytes than the member holds (numpy
+    allocates the whole array from the header before reading a byte of it)."""
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(member)
+    read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+    shape, _, dtype = read_header(member)
+    count = 1
+    for size in shape:
+        count *= int(size)
+    if dtype.hasobject:
+        raise StateError(f"model file member {info.filename[:80]!r}{where} is an array of "
+                         "Python objects (refused)", file=display)
+    if count * dtype.itemsize > info.file_size:
+        raise StateError(f"model file member {info.filename[:80]!r}{where} claims an array of "
+                         f"{count * dtype.itemsize} bytes in {info.file_size}", file=display)
+
+
 def _schema_types(path: Path, display: str) -> set[str]:
     try:
         with zipfile.ZipFile(path) as archive:
-            schema = json.loads(archive.read("schema.json"))
+            info = archive.getinfo("schema.json")
+            if info.file_size > limits.RECORD_BYTES.value():
+                raise StateError(f"model file schema.json is {info.file_size} bytes; the limit "
+                                 f"is {limits.RECORD_BYTES.value()} "
+                                 f"({limits.RECORD_BYTES.hint})", file=display)
+            data = archive.read(info)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise StateError("not a skops model file (pickle and other formats are refused)",
                          file=display) from exc
+    try:
+        schema = jsonio.loads(data, max_depth=SCHEMA_DEPTH)
+    except jsonio.JsonError as exc:
+        raise StateError(f"model file schema.json: {exc}", file=display) from exc
     types: set[str] = set()
 
     def walk(node: Any) -> None:
