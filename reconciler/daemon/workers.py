@@ -15,7 +15,6 @@ with pydantic, YAML and rich takes to start. Closing its stdin without a name en
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -25,6 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from reconciler.adapters import jsonio
 
 Fields = dict[str, Any]
 
@@ -164,7 +165,7 @@ def _parse(line: str) -> Fields | None:
     if not line.startswith("{"):
         return None
     try:
-        fields = json.loads(line)
+        fields = jsonio.loads(line)  # bounded, like every JSON the project reads
     except ValueError:
         return None
     return fields if isinstance(fields, dict) and "event" in fields else None

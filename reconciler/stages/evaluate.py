@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 
 from reconciler.adapters.datasets import Document
-from reconciler.adapters.files import atomic_write_json, atomic_write_text
+from reconciler.adapters.files import atomic_write_json, atomic_write_text, read_json
 from reconciler.core.metrics import Evaluation
 from reconciler.failpoints import failpoint
 from reconciler.stages.params import StageParams, read_jsonl, read_params
@@ -22,7 +21,7 @@ def run(params_file: str) -> None:
     ws = params.workspace
     documents = read_jsonl(params.path(ws.test_data))
     trained_eval = Evaluation.from_record(
-        json.loads(params.path(ws.trained_evaluation).read_text("utf-8")))
+        read_json(params.path(ws.trained_evaluation)))
     active_eval, note = _score_active(params, documents) if params.active else (None, None)
     failpoint("stage:evaluate:scored")
     atomic_write_json(params.path(ws.evaluation), {

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.adapters import jsonio
 from reconciler.adapters.datasets import Document
 from reconciler.adapters.files import atomic_write_text
 from reconciler.core.spec import FlywheelSpec
@@ -51,7 +52,7 @@ def read_jsonl(path: Path) -> list[Document]:
         with path.open(encoding="utf-8") as handle:
             for line in handle:
                 if line.strip():
-                    row = json.loads(line)
+                    row = jsonio.loads(line, max_depth=2)  # bounded: {"labels": [...], ...}
                     documents.append(Document(frozenset(row["labels"]), row["text"], row["line"]))
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"cannot read prepared data: {exc}", file=str(path)) from exc
