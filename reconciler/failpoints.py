@@ -7,6 +7,12 @@ as far as the process is concerned. With ``FLYWHEEL_FAILPOINT_GROUP=1`` the whol
 is killed, so that a point inside a DVC stage takes the reconciler down with it (and a point in
 the reconciler takes its running stage).
 
+``FLYWHEEL_FAILPOINT_ACTION`` makes the armed point do something else than dying:
+``stop`` (the process stops itself with SIGSTOP, so that a test can change a file at that very
+moment and resume it with SIGCONT) or ``raise:<ERRNO>`` (an ``OSError`` with that errno, e.g.
+``raise:EACCES`` is a ``PermissionError``, ``raise:ENOSPC`` a full disk: the failure the system
+would give, without needing the system to fail; tests run as root, and root ignores ``chmod``).
+
 The variables are read once, at import: an unset variable costs one comparison with ``None``
 per point. :data:`ARMED` lets a caller skip building a point's name when nothing is armed.
 
@@ -19,22 +25,32 @@ TRAINING, EVALUATING and COMPLETED records of an iteration are ``iteration#1``, 
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from pathlib import Path
 
 ENV = "FLYWHEEL_FAILPOINT"
 GROUP_ENV = "FLYWHEEL_FAILPOINT_GROUP"
+ACTION_ENV = "FLYWHEEL_FAILPOINT_ACTION"
 
 TARGET: str | None = os.environ.get(ENV) or None
 ARMED: bool = TARGET is not None
 _GROUP = os.environ.get(GROUP_ENV) == "1"
+_ACTION = os.environ.get(ACTION_ENV) or "kill"
 _writes: dict[str, int] = {}
 
 
 def failpoint(name: str) -> None:
-    """Die by SIGKILL here if ``FLYWHEEL_FAILPOINT`` is ``name``; otherwise nothing."""
+    """Die by SIGKILL here if ``FLYWHEEL_FAILPOINT`` is ``name`` (or do its action, see the
+    module docstring); otherwise nothing."""
     if TARGET is not None and name == TARGET:
+        if _ACTION == "stop":
+            os.kill(os.getpid(), signal.SIGSTOP)
+            return
+        if _ACTION.startswith("raise:"):
+            code = getattr(errno, _ACTION.removeprefix("raise:"))
+            raise OSError(code, os.strerror(code), f"failpoint {name}")
         _die()
 
 

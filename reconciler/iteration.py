@@ -3,9 +3,15 @@
 Order of writes (each atomic), chosen so that a crash anywhere leaves a state the next reconcile
 finishes or marks FAILED (see :func:`recover`):
 
-1. iteration record TRAINING      4. model copied into the lake, ``dvc add`` of the models folder
-2. pipeline files, ``dvc repro``  5. evaluations, then the version record (immutable)
-3. iteration record EVALUATING    6. iteration record COMPLETED (immutable), then the promotion
+1. iteration record TRAINING      4. model copied into the lake (never over a file there), the
+2. pipeline files, ``dvc repro``     models folder checked against the records, ``dvc add``
+   of prepare+train; the data     5. evaluations, then the version record (immutable)
+   read checked against the plan  6. iteration record COMPLETED (immutable), then the promotion
+3. iteration record EVALUATING, claiming the version number and the model's sha256
+
+A failure or a crash after 3 leaves a claim without a version record: the number is released
+and the model file by that name with that sha256, if any, removed before the next iteration
+(``Observed.released``, ``Lake.remove_orphans``), so the retry archives under the same number.
 
 Named failpoints (:mod:`reconciler.failpoints`) sit between these steps; the crash-safety tests
 kill the reconciler at each of them and check what the next reconcile makes of it.
@@ -19,7 +25,7 @@ from pathlib import Path
 
 from reconciler.adapters.datasets import Corpus, DatasetFile
 from reconciler.adapters.dvc import DvcSession
-from reconciler.adapters.files import atomic_write_bytes, read_json, remove_stale_temp_files
+from reconciler.adapters.files import read_json, remove_stale_temp_files
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile
 from reconciler.adapters.pipeline import write_pipeline
@@ -162,29 +168,63 @@ class IterationRun:
             self.report(StageStarted(self.spec.name, self.iteration_id, "train"))
             dvc.reproduce(f"{dvc_yaml}:train")
             failpoint("iteration:train-reproduced")
+            self._check_inputs()
             self.stop.check("the evaluate stage")
+            # The version number is claimed (with the model's sha256) in the EVALUATING record,
+            # before any model file is written: see Observed.known_versions/released/orphans.
+            name = self.spec.name
+            sha256 = str(read_json(self.root / str(self.ws.train_summary))["sha256"])
+            version = self.observed.next_version(self.lake.model_files(name),
+                                                 self.lake.tracked_models(name))
+            self.record.claimed_model_version = version
+            self.record.claimed_model_sha256 = sha256
             self._set_status(IterationStatus.EVALUATING)
             failpoint("iteration:evaluating-recorded")
             self.report(StageStarted(self.spec.name, self.iteration_id, "evaluate"))
             dvc.reproduce(f"{dvc_yaml}:evaluate")
             failpoint("iteration:evaluate-reproduced")
             # From here on the work is seconds away from done: finish it even if asked to stop.
-            version = self.observed.next_version()
-            model_file = self.ws.model_file(version)
-            atomic_write_bytes(self.root / str(model_file),
-                               (self.root / str(self.ws.model)).read_bytes())
+            model_file = self.lake.archive_model(name, version, self.root / str(self.ws.model))
             failpoint("iteration:model-copied")
             self.report(StageStarted(self.spec.name, self.iteration_id, "archive"))
             # A killed iteration's half-copied model (a temp file) must not become part of the
             # tracked folder; only the flywheel lock's holder writes there, so any is an orphan.
             remove_stale_temp_files(self.root / str(self.ws.models), older_than=0)
+            # DVC records whatever the folder holds: never a swapped or missing model file.
+            self.lake.check_models(name, self.observed.versions, (version, sha256))
             dvc.track(str(self.ws.models))
             failpoint("iteration:model-tracked")
-        return self._archive(version, str(model_file))
+        return self._archive(version, model_file.relative_to(self.root).as_posix(), sha256)
 
-    def _archive(self, version: str, model_file: str) -> ModelVersionRecord:
+    def _check_inputs(self) -> None:
+        """The prepare stage read exactly the files the iteration was planned with, and DVC
+        recorded them so: otherwise a file changed while the iteration ran, and the records
+        would describe data other than what was trained on. Retryable: the next reconcile plans
+        with the file as it is then. The document counts recorded are the prepare stage's."""
+        summary = read_json(self.root / str(self.ws.prepare_summary))
+        read = {d.get("path"): d for d in summary.get("datasets", []) if isinstance(d, dict)}
+        locked = _locked_deps(self.root / str(self.ws.folder / "dvc.lock"), "prepare")
+        for ref in self.record.datasets:
+            # A prepare stage DVC did not re-run (its inputs unchanged) may predate this record.
+            seen = read.get(ref.path, {}).get("md5") or locked.get(ref.path)
+            problem = None
+            if seen != ref.md5:
+                problem = f"{seen or 'not recorded'} when read by the prepare stage"
+            elif locked.get(ref.path, ref.md5) != ref.md5:
+                problem = f"{locked[ref.path]} when DVC recorded it in {self.ws.folder}/dvc.lock"
+            if problem is not None:
+                # dvc.lock may now name bytes the prepared documents did not come from: remove
+                # those documents, so that the retry's `dvc repro` runs the prepare stage again.
+                for prepared in (self.ws.train_data, self.ws.test_data):
+                    (self.root / str(prepared)).unlink(missing_ok=True)
+                raise TransientError(f"{ref.path} changed while the iteration ran (md5 "
+                                     f"{ref.md5} when planned, {problem}); retrying")
+        self.record.number_of_train_documents = int(summary["numberOfTrainDocuments"])
+        self.record.number_of_test_documents = int(summary["numberOfTestDocuments"])
+        self.record.test_source = str(summary["testSource"])
+
+    def _archive(self, version: str, model_file: str, sha256: str) -> ModelVersionRecord:
         evaluation = read_json(self.root / str(self.ws.evaluation))
-        train_summary = read_json(self.root / str(self.ws.train_summary))
         self.lake.write_evaluation(self.spec.name, self.iteration_id, "trained",
                                    evaluation["trained"])
         failpoint("iteration:trained-evaluation-written")
@@ -197,7 +237,7 @@ class IterationRun:
             flywheel_iteration_id=self.iteration_id,
             creation_time=time.time(),
             file=model_file,
-            sha256=train_summary["sha256"],
+            sha256=sha256,
             size=(self.root / model_file).stat().st_size,
             mode=self.spec.task.mode.value,
             labels=list(self.spec.task.labels),
@@ -305,6 +345,19 @@ def recover(lake: Lake, observed: Observed, spec_file: SpecFile, status: Flywhee
         lake.write_iteration(record)
         report(IterationFinished(record.flywheel_name, record))
     return changed
+
+
+def _locked_deps(lock_file: Path, stage: str) -> dict[str, str]:
+    """Dependency path -> MD5 of one stage, as DVC recorded it in ``dvc.lock`` ({} if none)."""
+    import yaml
+
+    try:
+        with lock_file.open("rb") as handle:
+            data = yaml.safe_load(handle.read(4 * 1024 * 1024).decode("utf-8"))
+        deps = data["stages"][stage]["deps"]
+        return {str(d["path"]): str(d["md5"]) for d in deps if "md5" in d}
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):
+        return {}
 
 
 def _comprehend_metrics(evaluation: dict) -> dict[str, float]:

@@ -281,6 +281,11 @@ def _iterate(ctx: Context, spec_file: SpecFile, inputs: Inputs, status: Flywheel
     if not is_dvc_repo(ctx.root):
         raise StateError(f"{ctx.root} is not a DVC repository; run `flywheel init` there")
     check_pipeline_folder(ctx.root, spec_file.spec.name)
+    # The models folder is re-recorded by the iteration (`dvc add`): first drop what failed
+    # iterations left there, then refuse a folder that does not match its records, before
+    # anything is recorded (fixed with `dvc pull`/`dvc checkout`, the next reconcile goes on).
+    ctx.lake.remove_orphans(spec_file.spec.name, inputs.observed)
+    ctx.lake.check_models(spec_file.spec.name, inputs.observed.versions)
     corpus = load_corpus(spec_file.spec, ctx.root, spec_path=spec_file.path,
                          lines_of=spec_file.line_of)
     ctx.stop.check("the iteration")

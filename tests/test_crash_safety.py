@@ -193,6 +193,43 @@ def test_killed_at_a_point_then_restarted(point: Point,
     check_invariants(repo)
 
 
+#: Where archiving a model can meet a refused file operation (a read-only models folder, a full
+#: disk): the model copied and not tracked, tracked without a version record, the record itself.
+REFUSED = ["write:model#1:before-rename", "iteration:model-copied", "iteration:model-tracked",
+           "write:evaluation#1:before-rename", "write:version#1:before-rename"]
+
+
+@pytest.mark.parametrize("point", REFUSED)
+@pytest.mark.parametrize("errno_name", ["EACCES"])
+def test_a_refused_file_operation_while_archiving_is_retried(base: Path, tmp_path: Path,
+                                                             point: str, errno_name: str) -> None:
+    """A PermissionError at each archive step (raised by the failpoint: tests run as root, and
+    root ignores chmod) fails the iteration retryably, leaves no model archived without a
+    version record for good, and the retry after the back-off archives it under the same
+    number: the same invariants as after a crash."""
+    repo = tmp_path / "repo"
+    shutil.copytree(base, repo, symlinks=True)
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "FLYWHEEL_FAILPOINT": point,
+           "FLYWHEEL_FAILPOINT_ACTION": f"raise:{errno_name}"}
+    done = subprocess.run([FLYWHEEL, "reconcile"], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert any("Permission denied" in line for line in errors), done.stderr
+    (failed,) = [r for r in iterations(repo) if r.status.value == "FAILED"]
+    assert failed.retryable and "Permission denied" in failed.message, failed
+    assert failed.claimed_model_version == "v2"
+    check_records_parse(repo)
+
+    later = reconcile(repo, clock=lambda: time.time() + 3600)  # after the back-off
+    assert later.ok, [str(e) for e in later.all_errors]
+    assert reconcile(repo).ok
+    age_temp_files(repo)
+    last = reconcile(repo)
+    assert last.ok and not last.changed
+    check_invariants(repo)
+
+
 def kill_at(repo: Path, point: Point) -> int:
     """Run ``flywheel reconcile`` until it dies at ``point``; its exit status."""
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}

@@ -195,6 +195,15 @@ def symlink(link: str, target: str | Callable[[Path], Path]) -> Callable[[Path],
     return arrange
 
 
+def hard_link(link: str, target: str) -> Callable[[Path], None]:
+    """``repo/link`` replaced by a hard link to ``repo/target``: one file (inode), two names."""
+    def arrange(repo: Path) -> None:
+        (repo / link).unlink()
+        os.link(repo / target, repo / link)
+
+    return arrange
+
+
 def outside(name: str = "") -> Callable[[Path], Path]:
     """A file (or, without a name, the folder) next to the repository, outside it."""
     return lambda repo: repo.parent / "outside" / name
@@ -508,6 +517,18 @@ SPEC_CASES = [
          then(spec(edit("data/bad/train.csv", "data/bad/status.json")),
               symlink("data/bad", "../lake/good")),
          "resolves outside the repository's data/ folder", line=9, field="datasets[0].path"),
+    # a TRAIN dataset that is the TEST file under another name: refused, whatever
+    # allowTestOverlap says (it accepts shared documents, not one file declared twice)
+    Case("train-is-a-symlink-to-test", then(spec(BAD), symlink(BAD_TRAIN, "test.csv")),
+         "data/bad/test.csv is the same file as datasets[0] 'train' (data/bad/train.csv), "
+         "through a symlink or a hard link", line=12, field="datasets[1].path"),
+    Case("train-is-a-hard-link-to-test", then(spec(BAD), hard_link(BAD_TRAIN,
+                                                                   "data/bad/test.csv")),
+         "is the same file as datasets[0] 'train'", line=12, field="datasets[1].path"),
+    Case("hard-link-with-allow-test-overlap",
+         then(spec(edit("    type: TRAIN\n", "    type: TRAIN\n    allowTestOverlap: true\n")),
+              hard_link(BAD_TRAIN, "data/bad/test.csv")),
+         "is the same file as datasets[0] 'train'", line=13, field="datasets[1].path"),
     Case("symlink-loop", then(spec(BAD), symlink(BAD_TRAIN, "train.csv")),
          "cannot be resolved", line=9, field="datasets[0].path"),
     Case("spec-symlink-out-of-the-repo", symlink(BAD_SPEC, outside("spec.yaml")),
@@ -630,6 +651,11 @@ LAKE_CASES = [
          then(clone_good_as_bad, lambda repo: shutil.rmtree(repo / "lake/bad/iterations"),
               symlink("lake/bad/iterations", outside())),
          "resolves outside the repository's lake/ folder", "lake/bad/iterations",
+         commands=("classify", "validate", "reconcile")),
+    Case("versions-folder-is-a-file",
+         then(clone_good_as_bad, lambda repo: shutil.rmtree(repo / "lake/bad/versions"),
+              lambda repo: (repo / "lake/bad/versions").write_text("v2\n")),
+         "is not a folder: the lake keeps one record per file in it", "lake/bad/versions",
          commands=("classify", "validate", "reconcile")),
     Case("status-of-another-flywheel",
          then(clone_good_as_bad, edit_json("lake/bad/status.json", flywheelName="good")),

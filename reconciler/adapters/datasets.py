@@ -123,6 +123,7 @@ def fingerprint(spec: FlywheelSpec, spec_path: str, lines_of: Callable[..., int 
     """
     files = []
     max_bytes = limits.DATASET_BYTES.value()
+    seen: dict[tuple[int, int], tuple[int, Dataset]] = {}  # (st_dev, st_ino) -> first dataset
     for index, dataset in enumerate(spec.datasets):
         def error(message: str, index: int = index) -> SpecError:
             return SpecError(message, file=spec_path, line=lines_of("datasets", index, "path"),
@@ -142,6 +143,14 @@ def fingerprint(spec: FlywheelSpec, spec_path: str, lines_of: Callable[..., int 
         if info.st_size > max_bytes:  # checked before hashing: do not read what is refused
             raise error(f"{dataset.path} is {info.st_size} bytes; the limit is {max_bytes} "
                         f"({limits.DATASET_BYTES.hint})")
+        # One file under two names (a symlink, a hard link): a TRAIN "copy" of the TEST file
+        # would be trained and scored on the same documents; allowTestOverlap does not cover it.
+        first = seen.setdefault((info.st_dev, info.st_ino), (index, dataset))
+        if first[0] != index:
+            other = first[1]
+            raise error(f"{dataset.path} is the same file as datasets[{first[0]}] "
+                        f"{other.name!r} ({other.path}), through a symlink or a hard link: "
+                        "declare a file once")
         try:
             md5, size = cache.md5(path)
         except OSError as exc:

@@ -52,6 +52,40 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def create_copy(source: Path, path: Path) -> None:
+    """Copy ``source`` to ``path``, which must not exist: it is never replaced.
+
+    Like :func:`atomic_write_bytes` (temp file, fsync, the same failpoints), but the temp file
+    becomes ``path`` with a hard link, which the kernel refuses (``FileExistsError``) when
+    ``path`` exists, even one created a moment ago by someone else: a model file is written
+    once. Copied in chunks, so a large file never sits in memory.
+    """
+    point = failpoints.write_kind(path) if failpoints.ARMED else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, "already exists", str(path))
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.",
+                                suffix=TEMP_SUFFIX)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as handle, source.open("rb") as origin:
+            while chunk := origin.read(1 << 20):
+                handle.write(chunk)
+            handle.flush()
+            if point:
+                failpoints.failpoint(f"{point}:before-fsync")
+            os.fsync(handle.fileno())
+        if point:
+            failpoints.failpoint(f"{point}:before-rename")
+        os.link(temp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+    if point:
+        failpoints.failpoint(f"{point}:after-rename")
+    _fsync_dir(path.parent)
+
+
 def is_temp_file(name: str) -> bool:
     """Whether ``name`` is one of :func:`atomic_write_bytes`' temporary files."""
     return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX) and name.count(".") >= 3

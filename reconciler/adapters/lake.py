@@ -22,10 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from reconciler.adapters.files import (
     atomic_write_json,
+    create_copy,
     file_lock,
     read_json,
     read_regular,
@@ -41,6 +43,7 @@ from reconciler.core.state import (
     Observed,
 )
 from reconciler.errors import StateError, TransientError
+from reconciler.stages.modelfile import sha256_of
 from reconciler.stages.workspace import LAKE_DIR, Workspace
 
 LOCKS_DIR = ".flywheel/locks"
@@ -99,17 +102,18 @@ class Lake:
                         f"flywheelName is not {name!r}")
             self._check_version(status_file, "activeModel", status.active_model)
         iterations: list[IterationRecord] = []
-        for path in sorted(self._inside(folder / "iterations").glob("*.json")):
+        for path in sorted(self._records(folder / "iterations").glob("*.json")):
             record = self._load(path, IterationRecord)
             self._check(path, re.fullmatch(ITERATION_ID_PATTERN, path.stem) is not None
                         and record.flywheel_iteration_id == path.stem
                         and record.flywheel_name == name,
                         "flywheelName or flywheelIterationId does not match the file")
-            for key in ("trained_model_version", "evaluated_model_version"):
+            for key in ("trained_model_version", "evaluated_model_version",
+                        "claimed_model_version"):
                 self._check_version(path, key, getattr(record, key))
             iterations.append(record)
         versions: dict[str, ModelVersionRecord] = {}
-        for path in self._inside(folder / "versions").glob("v*.json"):
+        for path in self._records(folder / "versions").glob("v*.json"):
             record = self._load(path, ModelVersionRecord)
             self._check_version(path, "version", path.stem)
             self._check(path, record.version == path.stem, "version does not match the file name")
@@ -117,6 +121,105 @@ class Lake:
             self._check(path, record.file == expected, f"file must be {expected}")
             versions[path.stem] = record
         return Observed(status=status, iterations=tuple(iterations), versions=versions)
+
+    def _records(self, path: Path) -> Path:
+        """A folder of records (``iterations``, ``versions``): inside the lake, and a folder if
+        it exists at all. A file in its place would read as "no records" (and a version record
+        lost that way is how a version number came to be given twice)."""
+        self._inside(path)
+        if (path.exists() or path.is_symlink()) and not path.is_dir():
+            raise StateError("is not a folder: the lake keeps one record per file in it; "
+                             "restore it (git checkout) or remove it", file=self._display(path))
+        return path
+
+    # the models folder -----------------------------------------------------------------------
+
+    def model_files(self, name: str) -> dict[str, Path]:
+        """``vN`` -> ``lake/<name>/models/vN.skops`` for every model file there (temp files and
+        other names left out)."""
+        folder = self._models(name)
+        if not folder.is_dir():
+            return {}
+        return {p.name.removesuffix(".skops"): p for p in folder.iterdir()
+                if re.fullmatch(r"v[1-9][0-9]{0,8}\.skops", p.name)}
+
+    def tracked_models(self, name: str) -> set[str]:
+        """The versions ``lake/<name>/models.dvc`` tracks, from the folder's manifest in DVC's
+        local cache (empty when the manifest is not there: nothing pulled yet)."""
+        dvc_file = self.folder(name) / "models.dvc"
+        try:
+            loaded = yaml.safe_load(read_regular(dvc_file, 64 * 1024).decode("utf-8"))
+            digest = str(loaded["outs"][0]["md5"])
+            if not re.fullmatch(r"[0-9a-f]{32}\.dir", digest):
+                return set()
+            manifest = read_json(self.root / ".dvc/cache/files/md5" / digest[:2] / digest[2:])
+            names = [entry["relpath"] for entry in manifest]
+        except (OSError, ValueError, yaml.YAMLError, KeyError, IndexError, TypeError):
+            return set()
+        return {n.removesuffix(".skops") for n in names
+                if isinstance(n, str) and re.fullmatch(r"v[1-9][0-9]{0,8}\.skops", n)}
+
+    def remove_orphans(self, name: str, observed: Observed) -> list[str]:
+        """Delete the model files iterations that failed before recording their version left in
+        the models folder (a file by the claimed name, with the claimed sha256; nothing else is
+        touched); the versions removed. Called under the flywheel lock."""
+        removed = []
+        files = self.model_files(name)
+        for version, sha256s in observed.orphans().items():
+            path = files.get(version)
+            if path is not None and path.is_file() and sha256_of(path) in sha256s:
+                path.unlink()
+                removed.append(version)
+        return removed
+
+    def check_models(self, name: str, versions: dict[str, ModelVersionRecord],
+                     archiving: tuple[str, str] | None = None) -> None:
+        """Every version record's model file is present with its recorded sha256, and every
+        model file has a version record (or is ``archiving``: version, sha256): what ``dvc
+        add`` of the folder may record. Anything else is a one-line StateError naming the file
+        and the recorded sha256, and the folder must not be re-recorded."""
+        expected = {v: r.sha256 for v, r in versions.items()}
+        if archiving is not None:
+            expected[archiving[0]] = archiving[1]
+        files = self.model_files(name)
+        for version in sorted(expected, key=lambda v: int(v[1:])):
+            path, sha256 = files.get(version), expected[version]
+            shown = Workspace(name).model_file(version).as_posix()
+            if path is None or not path.exists():
+                raise StateError(f"model file of {version} is missing (recorded sha256 "
+                                 f"{sha256}): run `dvc pull {self._display(self._models(name))}`"
+                                 " (or `dvc checkout`) to restore it; the models folder is not "
+                                 "re-recorded", file=shown, flywheel=name)
+            found = sha256_of(path) if path.is_file() else "not a regular file"
+            if found != sha256:
+                raise StateError(f"model file does not match its version record (recorded "
+                                 f"sha256 {sha256}, found {found}): restore it (`dvc checkout "
+                                 f"{shown}`); the models folder is not re-recorded",
+                                 file=shown, flywheel=name)
+        for version in sorted(set(files) - set(expected), key=lambda v: int(v[1:])):
+            raise StateError(f"no version record describes this model file "
+                             f"({self._display(self.folder(name))}/versions/{version}.json is "
+                             "missing): restore the record (git checkout) or remove the file; "
+                             "the models folder is not re-recorded",
+                             file=self._display(files[version]), flywheel=name)
+
+    def archive_model(self, name: str, version: str, source: Path) -> Path:
+        """Copy a trained model into ``lake/<name>/models/vN.skops``, never over a file there."""
+        target = self._models(name) / f"{version}.skops"
+        try:
+            create_copy(source, target)
+        except FileExistsError as exc:
+            raise StateError("model file already exists: a model file is never overwritten "
+                             f"(version {version} was to be archived there)",
+                             file=self._display(target), flywheel=name) from exc
+        return target
+
+    def _models(self, name: str) -> Path:
+        path = self._inside(self.root / str(Workspace(name).models))
+        if (path.exists() or path.is_symlink()) and not path.is_dir():
+            raise StateError("is not a folder (it holds the model files)",
+                             file=self._display(path), flywheel=name)
+        return path
 
     def evaluation(self, name: str, iteration_id: str, which: str) -> dict | None:
         """A full evaluation record, or None if there is none; a corrupt one is a StateError."""

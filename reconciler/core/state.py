@@ -7,6 +7,8 @@ records are immutable from the start.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
@@ -95,6 +97,11 @@ class IterationRecord(_Record):
     evaluated_model_metrics: dict[str, float] | None = None
     trained_model_version: str | None = None
     trained_model_metrics: dict[str, float] | None = None
+    #: The version number this iteration archives its model under, and that model's sha256,
+    #: recorded before the model is copied into the lake: a model file found there without a
+    #: version record is this iteration's only when both match (:meth:`Observed.orphans`).
+    claimed_model_version: str | None = None
+    claimed_model_sha256: str | None = None
     decision: Decision | None = None
     duration_seconds: float | None = None
     source_revision: SourceRevision | None = None
@@ -193,8 +200,56 @@ class Observed:
                     return f1, record.flywheel_iteration_id
         return None
 
-    def next_version(self) -> str:
-        numbers = [int(v[1:]) for v in self.versions]
+    def known_versions(self, files: Iterable[str] = (), tracked: Iterable[str] = ()) -> set[str]:
+        """Every version number something knows: a version record, an iteration record (the
+        version a completed iteration trained or evaluated, the claim of an unfinished one), the
+        status (the active model, every promotion, the write-back), a model file in
+        ``lake/<name>/models/`` (``files``) and a name ``models.dvc`` tracks (``tracked``). A
+        number a failed iteration claimed but never recorded (:meth:`released`) is not known
+        because ``models.dvc`` still names it: its model file was that iteration's leftover.
+        """
+        return self._recorded() | set(files) | (set(tracked) - self.released())
+
+    def _recorded(self) -> set[str]:
+        known = set(self.versions)
+        for it in self.iterations:
+            known.update(v for v in (it.trained_model_version, it.evaluated_model_version)
+                         if v and it.status is IterationStatus.COMPLETED)
+            if not it.status.terminal and it.claimed_model_version:
+                known.add(it.claimed_model_version)
+        if self.status is not None:
+            known.update(v for v in (self.status.active_model,) if v)
+            for promotion in self.status.promotions:
+                known.update(v for v in (promotion.version, promotion.previous_version) if v)
+            if self.status.write_back is not None:
+                known.update(v for v in (self.status.write_back.version,
+                                         self.status.write_back.previous) if v)
+        return known
+
+    def released(self) -> set[str]:
+        """Numbers claimed only by iterations that failed or stopped before recording the
+        version: no record describes a model under them, so they may be claimed again once
+        their orphan model file is gone (:meth:`orphans`)."""
+        claimed = {it.claimed_model_version for it in self.iterations
+                   if it.status.terminal and it.status is not IterationStatus.COMPLETED
+                   and it.claimed_model_version}
+        return claimed - self._recorded()
+
+    def orphans(self) -> dict[str, set[str]]:
+        """Released version -> the sha256s its failed iterations claimed: a model file by that
+        name with one of those contents is such an iteration's leftover."""
+        released = self.released()
+        found: dict[str, set[str]] = {}
+        for it in self.iterations:
+            if it.claimed_model_version in released and it.claimed_model_sha256:
+                found.setdefault(it.claimed_model_version, set()).add(it.claimed_model_sha256)
+        return found
+
+    def next_version(self, files: Iterable[str] = (), tracked: Iterable[str] = ()) -> str:
+        """One past every version number anything knows (:meth:`known_versions`): a number is
+        never given twice, even when a version record was deleted."""
+        numbers = [int(v[1:]) for v in self.known_versions(files, tracked)
+                   if re.fullmatch(r"v[1-9][0-9]{0,8}", v)]
         return f"v{max(numbers, default=0) + 1}"
 
     def consumed_datasets(self) -> dict[str, tuple[str, str]]:
