@@ -57,6 +57,7 @@ _R = TypeVar("_R", bound=BaseModel)
 class Lake:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._hashes: dict[Path, tuple[tuple[int, ...], str]] = {}  # model file -> (stat, sha256)
 
     def folder(self, name: str) -> Path:
         """``lake/<name>``; a name that is not a flywheel name (``../x``, ``a/b``) is refused."""
@@ -190,7 +191,7 @@ class Lake:
                                  f"{sha256}): run `dvc pull {self._display(self._models(name))}`"
                                  " (or `dvc checkout`) to restore it; the models folder is not "
                                  "re-recorded", file=shown, flywheel=name)
-            found = sha256_of(path) if path.is_file() else "not a regular file"
+            found = self._sha256(path) if path.is_file() else "not a regular file"
             if found != sha256:
                 raise StateError(f"model file does not match its version record (recorded "
                                  f"sha256 {sha256}, found {found}): restore it (`dvc checkout "
@@ -202,6 +203,18 @@ class Lake:
                              "missing): restore the record (git checkout) or remove the file; "
                              "the models folder is not re-recorded",
                              file=self._display(files[version]), flywheel=name)
+
+    def _sha256(self, path: Path) -> str:
+        """A model file's sha256; hashed again only when its stat changed (so the check right
+        before ``dvc add`` costs one ``stat`` per file already checked by this process)."""
+        info = path.stat()
+        identity = (info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns, info.st_dev)
+        cached = self._hashes.get(path)
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        digest = sha256_of(path)
+        self._hashes[path] = (identity, digest)
+        return digest
 
     def archive_model(self, name: str, version: str, source: Path) -> Path:
         """Copy a trained model into ``lake/<name>/models/vN.skops``, never over a file there."""
