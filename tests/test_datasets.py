@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from reconciler.adapters.datasets import (
     HashCache,
     fingerprint,
     holdout_split,
+    iter_dataset,
     load_corpus,
     read_dataset,
 )
@@ -762,3 +764,43 @@ def test_fingerprint_fills_the_cache(tmp_path: Path) -> None:
     cache.save()
     stored = cache_file(tmp_path)
     assert {Path(k).name for k in stored} == {"one.csv", "two.csv"}
+
+
+# --------------------------------------------------------------------------------------------
+# read_dataset: reading a line at a time, within bounds
+
+
+def test_a_cell_far_past_the_row_limit_stops_the_reading(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_MAX_ROW_CHARS", "10")  # cells of 2 x 10 + 9 + 64 = 93 at most
+    error = read_error(tmp_path, 'spam,ok\nham,"' + "x\n" * 100 + '"\nspam,after\n')
+    assert error.line == 2
+    assert error.message.startswith("a cell of the row starting here has more than 93 "
+                                    "characters; a document's limit is 10")
+
+
+def test_a_line_longer_than_any_row_is_never_held(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_MAX_ROW_CHARS", "10")  # lines of 4 x 93 + 8 = 380 at most
+    error = read_error(tmp_path, "spam,ok\nham," + "x" * 5000 + "\nspam,after\n")
+    assert error.line == 2
+    assert error.message.startswith("line is longer than 380 characters")
+
+
+def test_reading_leaves_the_csv_modules_cell_limit_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = csv.field_size_limit()
+    monkeypatch.setenv("FLYWHEEL_MAX_ROW_CHARS", "4")
+    documents = iter_dataset(write(tmp_path, "data/d.csv", "spam,x\nham,y\n"), "data/d.csv",
+                             MULTI_CLASS)
+    assert next(documents).text == "x"
+    assert csv.field_size_limit() == before  # another reader, between two rows, is not limited
+    assert [d.text for d in documents] == ["y"]
+    assert csv.field_size_limit() == before
+
+
+def test_a_file_that_is_not_utf8_far_in_names_the_line(tmp_path: Path) -> None:
+    content = b"spam,ok\n" * 300_000 + b"ham,caf\xe9\n"  # past the first blocks read
+    error = read_error(tmp_path, content)
+    assert error.line == 300_001
+    assert error.message.startswith("not valid UTF-8")

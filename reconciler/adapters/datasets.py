@@ -187,7 +187,7 @@ def _out_of_memory(path: Path, display: str) -> TransientError:
         size = ""
     return TransientError(f"out of memory reading {display}{size}: the process could not "
                           "allocate more memory (raise its memory limit or free memory, then "
-                          "retry)", file=display)
+                          "retry)")
 
 
 def _megabytes(size: int) -> str:
@@ -243,15 +243,31 @@ def _utf8_error_line(path: Path) -> int:
     return newlines + 1  # a sequence cut short by the end of the file
 
 
+def _bounded(reader: Iterator[list[str]], cell_limit: int) -> Iterator[list[str]]:
+    """The rows of ``reader``, each parsed under the csv module's cell limit ``cell_limit``.
+
+    That limit is process-wide: it is set only while a row is parsed and put back before the
+    row is handed on, so no other reader of CSV in the process (a test, a caller) sees it.
+    """
+    while True:
+        previous = csv.field_size_limit(cell_limit)
+        try:
+            row = next(reader, None)
+        finally:
+            csv.field_size_limit(previous)
+        if row is None:
+            return
+        yield row
+
+
 def _iter_rows(path: Path, display: str, task: TaskConfig) -> Iterator[Document]:
     declared = set(task.labels)
     problems = _Problems()
     max_chars = limits.ROW_CHARS.value()
     # One cell may be somewhat past the row limit and still be counted exactly ("document has N
-    # characters"); the csv module's own limit (process-wide) refuses a longer one.
+    # characters"); the csv module's own limit refuses a longer one (:func:`_bounded`).
     labels_chars = sum(len(label) + len(task.label_delimiter) for label in task.labels)
     cell_limit = 2 * max_chars + labels_chars + 64
-    csv.field_size_limit(cell_limit)
     position = [0]
     reader = csv.reader(_lines(path, display, 4 * cell_limit + 8, position), strict=True)
     label_sets: dict[str, frozenset[str]] = {}  # one frozenset per distinct label cell
@@ -259,7 +275,7 @@ def _iter_rows(path: Path, display: str, task: TaskConfig) -> Iterator[Document]
     first = True
     count = 0
     try:
-        for row in reader:
+        for row in _bounded(reader, cell_limit):
             start, line = line, reader.line_num + 1
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # blank line
