@@ -211,15 +211,17 @@ def test_a_write_refused_mid_iteration_leaves_the_previous_state(turned_once: Pa
 
 # -- a file-size limit inside a DVC stage -------------------------------------------------------
 
-def stage_processes(stage: str) -> list[int]:
-    """Live processes running ``python -m reconciler.stages STAGE``."""
+def stage_processes(stage: str, repo: Path) -> list[int]:
+    """Live processes running ``python -m reconciler.stages STAGE`` in ``repo`` (DVC runs a
+    stage in the repository's root): never another test's or another run's stage."""
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             words = cmdline.read_bytes().split(b"\0")
+            cwd = (cmdline.parent / "cwd").resolve(strict=True)
         except OSError:
             continue
-        if b"reconciler.stages" in words and stage.encode() in words:
+        if b"reconciler.stages" in words and stage.encode() in words and cwd == repo.resolve():
             found.append(int(cmdline.parent.name))
     return found
 
@@ -236,12 +238,13 @@ def test_a_file_size_limit_inside_the_train_stage_is_retried(turned_once: Path,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     capped: set[int] = set()
     while job.poll() is None:  # cap the stage as soon as it starts (imports take a second)
-        for pid in set(stage_processes("train")) - capped:
+        for pid in set(stage_processes("train", repo)) - capped:
             try:
                 resource.prlimit(pid, resource.RLIMIT_FSIZE, (100_000, 100_000))
                 capped.add(pid)
             except (ProcessLookupError, PermissionError):
                 pass
+        time.sleep(0.02)  # the stage imports for about a second: no need to spin
     _, stderr = job.communicate(timeout=300)
     assert capped, "the train stage was never seen"
     assert job.returncode == 1, stderr
