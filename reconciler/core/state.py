@@ -202,7 +202,7 @@ class Observed:
 
     def known_versions(self, files: Iterable[str] = (), tracked: Iterable[str] = ()) -> set[str]:
         """Every version number something knows: a version record, an iteration record (the
-        version a completed iteration trained or evaluated, the claim of an unfinished one), the
+        version it trained or evaluated, the claim of an unfinished one), the
         status (the active model, every promotion, the write-back), a model file in
         ``lake/<name>/models/`` (``files``) and a name ``models.dvc`` tracks (``tracked``). A
         number a failed iteration claimed but never recorded (:meth:`released`) is not known
@@ -213,8 +213,7 @@ class Observed:
     def _recorded(self) -> set[str]:
         known = set(self.versions)
         for it in self.iterations:
-            known.update(v for v in (it.trained_model_version, it.evaluated_model_version)
-                         if v and it.status is IterationStatus.COMPLETED)
+            known.update(v for v in (it.trained_model_version, it.evaluated_model_version) if v)
             if not it.status.terminal and it.claimed_model_version:
                 known.add(it.claimed_model_version)
         if self.status is not None:
