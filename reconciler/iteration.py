@@ -23,7 +23,7 @@ import calendar
 import time
 from pathlib import Path
 
-from reconciler.adapters.datasets import Corpus, DatasetFile
+from reconciler.adapters.datasets import CorpusSummary, DatasetFile
 from reconciler.adapters.dvc import DvcSession
 from reconciler.adapters.files import read_json, remove_stale_temp_files
 from reconciler.adapters.lake import Lake
@@ -87,7 +87,7 @@ class IterationRun:
 
     def __init__(self, *, root: Path, lake: Lake, spec_file: SpecFile, observed: Observed,
                  status: FlywheelStatus, action: Iterate, files: list[DatasetFile],
-                 corpus: Corpus, now: float, report: Reporter,
+                 corpus: CorpusSummary, now: float, report: Reporter,
                  stop: StopRequest = NEVER, source: SourceRevision | None = None) -> None:
         self.root, self.lake, self.spec_file = root, lake, spec_file
         self.stop, self.source = stop, source
@@ -108,8 +108,8 @@ class IterationRun:
             new_datasets=list(action.new_datasets),
             recipe=self.spec.recipe.model_dump(mode="json", by_alias=True),
             test_source=corpus.test_source,
-            number_of_train_documents=len(corpus.train),
-            number_of_test_documents=len(corpus.test),
+            number_of_train_documents=corpus.number_of_train_documents,
+            number_of_test_documents=corpus.number_of_test_documents,
             evaluated_model_version=self.active.version if self.active else None,
             source_revision=source,
             iteration_request=action.request,
@@ -125,7 +125,8 @@ class IterationRun:
         self.lake.write_iteration(self.record)
         failpoint("iteration:training-recorded")
         self.report(IterationStarted(self.spec.name, self.iteration_id, self.action.reason,
-                                     (len(self.corpus.train), len(self.corpus.test))))
+                                     (self.corpus.number_of_train_documents,
+                                      self.corpus.number_of_test_documents)))
         try:
             version = self._execute()
         except Stopped as exc:

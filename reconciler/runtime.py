@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from reconciler.adapters import git
-from reconciler.adapters.datasets import HashCache, fingerprint, load_corpus
+from reconciler.adapters.datasets import HashCache, check_corpus, fingerprint
 from reconciler.adapters.dvc import is_dvc_repo
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_specs
@@ -286,8 +286,10 @@ def _iterate(ctx: Context, spec_file: SpecFile, inputs: Inputs, status: Flywheel
     # anything is recorded (fixed with `dvc pull`/`dvc checkout`, the next reconcile goes on).
     ctx.lake.remove_orphans(spec_file.spec.name, inputs.observed)
     ctx.lake.check_models(spec_file.spec.name, inputs.observed.versions)
-    corpus = load_corpus(spec_file.spec, ctx.root, spec_path=spec_file.path,
-                         lines_of=spec_file.line_of)
+    # The pre-flight check: every row, the overlap, the label coverage, before anything is
+    # recorded; streamed (counts only), so no copy of the corpus is held while the stages run.
+    corpus = check_corpus(spec_file.spec, ctx.root, spec_path=spec_file.path,
+                          lines_of=spec_file.line_of)
     ctx.stop.check("the iteration")
     if action.request is not None:
         status.last_handled_iteration_request = action.request

@@ -11,7 +11,7 @@ import yaml
 
 from reconciler.adapters import jsonio
 from reconciler.adapters.datasets import Document
-from reconciler.adapters.files import atomic_write_text
+from reconciler.adapters.files import atomic_write_bytes
 from reconciler.core.spec import FlywheelSpec
 from reconciler.errors import DataError
 from reconciler.stages.workspace import Workspace
@@ -41,9 +41,10 @@ def read_params(params_file: str, root: Path | None = None) -> StageParams:
 
 
 def write_jsonl(path: Path, documents: list[Document]) -> None:
-    lines = (json.dumps({"labels": sorted(d.labels), "text": d.text, "line": d.line},
-                        ensure_ascii=False) for d in documents)
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    """One JSON line per document, written a line at a time (never the whole file in memory)."""
+    lines = ((json.dumps({"labels": sorted(d.labels), "text": d.text, "line": d.line},
+                         ensure_ascii=False) + "\n").encode("utf-8") for d in documents)
+    atomic_write_bytes(path, lines if documents else [b"\n"])
 
 
 def read_jsonl(path: Path) -> list[Document]:
