@@ -301,6 +301,25 @@ def model_bytes(content: Callable[[Path], bytes], *, record_hash: bool) -> Calla
     return arrange
 
 
+def bad_iteration_due(repo: Path) -> None:
+    """bad (a clone of good) gets a third TRAIN dataset, so an iteration (and a `dvc add` of
+    its models folder) is due."""
+    write_csv(repo / "data/good/v3.csv", bundled_rows("debian-sections", "train-v3.csv",
+                                                      LABELS, 6))
+    (repo / BAD_SPEC).write_text(good_spec(["v1", "test", "v2", "v3"]).replace("name: good",
+                                                                               "name: bad"))
+
+
+def swap_model(version: str, other: str) -> Callable[[Path], None]:
+    def arrange(repo: Path) -> None:
+        model = repo / f"lake/bad/models/{version}.skops"
+        data = (repo / f"lake/bad/models/{other}.skops").read_bytes()
+        model.unlink()  # it may be a link into DVC's cache: never write through it
+        model.write_bytes(data)
+
+    return arrange
+
+
 class _Payload:
     """Pickles to ``os.system('touch PWNED')``: loading it would run a command."""
 
@@ -652,6 +671,18 @@ LAKE_CASES = [
               symlink("lake/bad/iterations", outside())),
          "resolves outside the repository's lake/ folder", "lake/bad/iterations",
          commands=("classify", "validate", "reconcile")),
+    Case("model-file-swapped-for-another-version",
+         then(clone_good_as_bad, bad_iteration_due, swap_model("v2", "v1")),
+         "model file does not match its version record (recorded sha256 ",
+         "lake/bad/models/v2.skops", commands=("reconcile",)),
+    Case("active-model-file-missing",
+         then(clone_good_as_bad, bad_iteration_due, remove("lake/bad/models/v2.skops")),
+         "model file of v2 is missing (recorded sha256 ", "lake/bad/models/v2.skops",
+         commands=("reconcile",)),
+    Case("version-record-deleted",
+         then(clone_good_as_bad, bad_iteration_due, remove("lake/bad/versions/v2.json")),
+         "no version record describes this model file (lake/bad/versions/v2.json is missing)",
+         "lake/bad/models/v2.skops", commands=("reconcile",)),
     Case("versions-folder-is-a-file",
          then(clone_good_as_bad, lambda repo: shutil.rmtree(repo / "lake/bad/versions"),
               lambda repo: (repo / "lake/bad/versions").write_text("v2\n")),
