@@ -191,3 +191,17 @@ def test_model_bounds_are_named_and_can_be_raised(tmp_path: Path,
     monkeypatch.setattr(modelfile, "MAX_MEMBERS", 1)
     with pytest.raises(StateError, match="has 2 members; at most 1 are loaded"):
         check_archive(path, "model.skops")
+
+
+@pytest.mark.parametrize("how", ["fifo", "dev-zero"])
+def test_an_iteration_request_that_is_not_a_file_is_no_request(small_repo: Path,
+                                                               how: str) -> None:
+    request = small_repo / ".flywheel/requests/small"
+    plant(request, how)  # a plain read would wait for a writer, or read /dev/zero for ever
+    try:
+        run = flywheel(small_repo, "plan", "--output", "json")
+    finally:
+        request.unlink()
+    assert "Traceback" not in run.stderr
+    assert run.code == 1
+    assert [a.get("Request") for a in run.json()["Flywheels"][0]["Actions"]] == [None]

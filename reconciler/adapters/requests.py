@@ -11,7 +11,7 @@ import secrets
 import time
 from pathlib import Path
 
-from reconciler.adapters.files import atomic_write_text
+from reconciler.adapters.files import atomic_write_text, read_regular
 
 REQUESTS_DIR = ".flywheel/requests"
 
@@ -21,11 +21,13 @@ def request_path(root: Path, name: str) -> Path:
 
 
 def read_request(root: Path, name: str) -> str | None:
+    """The pending token, or None; bounded (a token is 23 characters): a FIFO, a device or a
+    file of gigabytes in its place is no request, never a wait or a read of all of it."""
     try:
-        token = request_path(root, name).read_text("utf-8").strip()
-    except OSError:
+        token = read_regular(request_path(root, name), 256).decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
         return None
-    return token or None
+    return token if token and token.isprintable() else None
 
 
 def new_request(root: Path, name: str) -> str:
