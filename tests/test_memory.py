@@ -23,6 +23,8 @@ import pytest
 import yaml
 from conftest import BUNDLED, FLYWHEEL, run_cli
 
+from reconciler.errors import ENVIRONMENT_EXIT
+
 LABELS = ["database", "editors", "games", "graphics", "mail", "math", "net", "science", "sound",
           "video"]
 MB = 10**6
@@ -130,3 +132,33 @@ def test_running_out_of_memory_is_one_line_naming_the_file(tmp_path: Path) -> No
         assert code == expected, output
         assert "Traceback" not in output and "MemoryError" not in output, output
         assert "out of memory reading data/oom/train.csv (150 MB): " in output, output
+
+
+def test_a_stage_out_of_memory_is_one_line_and_retryable(tmp_path: Path) -> None:
+    """The prepare stage holds the documents the pre-flight check only counted: where it runs
+    out of memory, it says so in one line and exits 75, which the reconciler retries."""
+    root = tmp_path / "repo"
+    run_cli(tmp_path, "init", str(root))
+    (root / "data/oom").mkdir(parents=True)
+    test = (BUNDLED / "debian-sections/test.csv").read_bytes()
+    (root / "data/oom/test.csv").write_bytes(test)
+    (root / "data/oom/train.csv").write_bytes(test)
+    spec = {"name": "oom", "task": {"mode": "MULTI_CLASS", "labels": LABELS},
+            "datasets": [{"name": "train", "type": "TRAIN", "path": "data/oom/train.csv",
+                          "allowTestOverlap": True},
+                         {"name": "test", "type": "TEST", "path": "data/oom/test.csv"}],
+            "promotion": {"minF1": 0.0}}
+    (root / "specs/oom.yaml").write_text(yaml.safe_dump(spec), "utf-8")
+    run_cli(root, "reconcile")  # writes pipelines/oom/params.yaml
+    limit = address_space_of_a_tiny_validate(root) + 100 * MB
+    stage = [sys.executable, "-m", "reconciler.stages", "prepare", "pipelines/oom/params.yaml"]
+    code, _, output = peak(stage, root, address_space=limit)
+    assert code == 0, output  # room enough for honest work
+    with (root / "data/oom/train.csv").open("ab") as handle:
+        handle.write(b"games," + b"x" * (150 * MB) + b"\n")
+    code, _, output = peak(stage, root, address_space=limit,
+                           env={"FLYWHEEL_MAX_ROW_CHARS": str(200 * MB)})
+    assert code == ENVIRONMENT_EXIT, output
+    assert output.strip().splitlines() == [
+        "error: the prepare stage: out of memory reading data/oom/train.csv (150 MB): the process "
+        "could not allocate more memory (raise its memory limit or free memory, then retry)"]

@@ -2,7 +2,8 @@
 
 A file operation the system refused (a full disk, a file-size limit, permissions: see
 :data:`reconciler.errors.ENVIRONMENT_ERRNOS`) exits with :data:`~reconciler.errors.ENVIRONMENT_EXIT`
-instead, so the reconciler records the iteration as retryable without reading the text. Started
+instead, so the reconciler records the iteration as retryable without reading the text; so does
+running out of memory (one line, never a traceback). Started
 by a reconciler, the stage dies with it (:func:`reconciler.adapters.processes.die_with_reconciler`).
 """
 
@@ -33,7 +34,14 @@ def main(argv: list[str] | None = None) -> int:
         stage = importlib.import_module(f"reconciler.stages.{args[0]}")
         failpoint(f"stage:{args[0]}:started")
         stage.run(args[1])
+    except MemoryError:  # a limit on the stage's memory (RLIMIT_AS, a cgroup): worth a retry
+        print(f"error: the {args[0]} stage ran out of memory: it could not allocate more (raise "
+              "its memory limit or free memory)", file=sys.stderr)
+        return ENVIRONMENT_EXIT
     except (FlywheelError, OSError) as exc:
+        if isinstance(exc.__cause__, MemoryError):  # "out of memory reading data/x.csv (…)"
+            print(f"error: the {args[0]} stage: {exc}", file=sys.stderr)
+            return ENVIRONMENT_EXIT
         refused = environment_failure(exc)
         if refused is not None:
             print(f"error: the {args[0]} stage: a file operation failed: {refused} "
