@@ -49,7 +49,7 @@ def set_active_model(text: str, line: int | None, version: str) -> str:
     original = lines[line - 1]
     body = original.rstrip("\r\n")
     ending = original[len(body):]
-    match = _LINE.match(body)
+    match = _LINE.fullmatch(body)  # the whole line: `$` alone would allow a final "\n"
     if match is None:
         raise SpecEditError(f"line {line} is not a plain top-level `activeModel: vN` line")
     if not is_policy_line(match.group("tail")):
