@@ -224,11 +224,10 @@ def _run_reconcile(root: Path, names: set[str], err: Console, *, log_format: str
     elif fmt == "json":
         progress.lines.write(summary_fields(result))
     else:
+        hint = _publish_hint(root) if result.changed else None
+        if hint:  # before the summary: the last line of a reconcile is always its summary
+            err.print(hint, markup=False, highlight=False, soft_wrap=True)
         err.print(reconcile_summary(result), highlight=False)
-        if result.changed:
-            hint = _publish_hint(root)
-            if hint:
-                err.print(hint, markup=False, highlight=False, soft_wrap=True)
     if result.stopped:
         return EXIT_STOPPED
     return EXIT_OK if result.ok else EXIT_FAILED

@@ -209,6 +209,8 @@ def test_a_reconcile_that_changed_the_lake_hints_at_publish(tmp_path: Path) -> N
     first = run_cli(repo, "reconcile")
     (hint,) = [line for line in first.stderr.splitlines() if line.startswith("hint: ")]
     assert "`flywheel init --remote PATH_OR_URL`" in hint and "`flywheel publish`" in hint
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith("Reconciled: 1 iteration(s)"), "the summary stays the last line"
     run_cli(repo, "publish", "--no-dvc-push")
     again = run_cli(repo, "reconcile")  # nothing changed: no hint
     assert "hint: " not in again.stderr
