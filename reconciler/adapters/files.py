@@ -28,32 +28,8 @@ TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
 
 
 def atomic_write_bytes(path: Path, data: bytes | Iterable[bytes]) -> None:
-    point = failpoints.write_kind(path) if failpoints.ARMED else None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.",
-                                suffix=TEMP_SUFFIX)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            if isinstance(data, bytes):
-                handle.write(data)
-            else:  # chunks, written as they come: a large file is never held whole
-                for chunk in data:
-                    handle.write(chunk)
-            handle.flush()
-            if point:
-                failpoints.failpoint(f"{point}:before-fsync")
-            os.fsync(handle.fileno())
-        if point:
-            failpoints.failpoint(f"{point}:before-rename")
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    if point:
-        failpoints.failpoint(f"{point}:after-rename")
-    _fsync_dir(path.parent)
+    """Write ``data`` (bytes, or chunks written as they come) to ``path`` in one ``rename``."""
+    _publish(path, [data] if isinstance(data, bytes) else data, os.replace, consumes_temp=True)
 
 
 def create_copy(source: Path, path: Path) -> None:
@@ -64,16 +40,25 @@ def create_copy(source: Path, path: Path) -> None:
     ``path`` exists, even one created a moment ago by someone else: a model file is written
     once. Copied in chunks, so a large file never sits in memory.
     """
-    point = failpoints.write_kind(path) if failpoints.ARMED else None
-    path.parent.mkdir(parents=True, exist_ok=True)
     if os.path.lexists(path):
         raise FileExistsError(errno.EEXIST, "already exists", str(path))
+    with source.open("rb") as origin:
+        _publish(path, iter(lambda: origin.read(1 << 20), b""), os.link, consumes_temp=False)
+
+
+def _publish(path: Path, chunks: Iterable[bytes], place: Callable[[str, Path], None], *,
+             consumes_temp: bool) -> None:
+    """Write ``chunks`` to a temp file beside ``path``, fsync it, then ``place`` it at ``path``
+    (``os.replace``: the temp file is gone; ``os.link``: the temp name is removed after)."""
+    point = failpoints.write_kind(path) if failpoints.ARMED else None
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.",
                                 suffix=TEMP_SUFFIX)
+    consumed = False
     try:
         os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as handle, source.open("rb") as origin:
-            while chunk := origin.read(1 << 20):
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
                 handle.write(chunk)
             handle.flush()
             if point:
@@ -81,10 +66,12 @@ def create_copy(source: Path, path: Path) -> None:
             os.fsync(handle.fileno())
         if point:
             failpoints.failpoint(f"{point}:before-rename")
-        os.link(temp, path)
+        place(temp, path)
+        consumed = consumes_temp  # os.replace took the temp name; a link leaves it to remove
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+        if not consumed:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
     if point:
         failpoints.failpoint(f"{point}:after-rename")
     _fsync_dir(path.parent)

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -86,19 +87,11 @@ def canonical_archive(data: bytes) -> bytes:
             names[name] = f"{len(names) + 1}{PurePosixPath(name).suffix}"
         return names[name]
 
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("__id__"), int):  # skops skips a falsy id: start at 1
-                node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
-            if isinstance(node.get("file"), str) and node["file"] in members:
-                node["file"] = rename(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(schema)
+    for node in schema_objects(schema):
+        if isinstance(node.get("__id__"), int):  # skops skips a falsy id: start at 1
+            node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
+        if isinstance(node.get("file"), str) and node["file"] in members:
+            node["file"] = rename(node["file"])
     for name in members:  # never referenced (skops writes none such): kept, named after the rest
         rename(name)
     entries = [("schema.json", json.dumps(schema, indent=2).encode("utf-8"))]
@@ -250,17 +243,18 @@ def _schema_types(path: Path, display: str) -> set[str]:
         schema = jsonio.loads(data, max_depth=SCHEMA_DEPTH)
     except jsonio.JsonError as exc:
         raise StateError(f"model file schema.json: {exc}", file=display) from exc
-    types: set[str] = set()
+    return {f"{node.get('__module__')}.{node['__class__']}" for node in schema_objects(schema)
+            if "__class__" in node}
 
-    def walk(node: Any) -> None:
+
+def schema_objects(schema: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in a skops ``schema.json``, in document order (depth first, as
+    written), without recursion. A caller may change an object's scalar values as it goes."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
         if isinstance(node, dict):
-            if "__class__" in node:
-                types.add(f"{node.get('__module__')}.{node['__class__']}")
-            for value in node.values():
-                walk(value)
+            yield node
+            stack.extend(reversed(list(node.values())))
         elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(schema)
-    return types
+            stack.extend(reversed(node))
