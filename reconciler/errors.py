@@ -141,6 +141,14 @@ def environment_failure(exc: BaseException | None) -> OSError | None:
     return None
 
 
+def refused_operation(exc: BaseException) -> str:
+    """The one way a refused file operation is said: ``a file operation failed: [Errno 28] No
+    space left on device: 'x' (is the disk full?)`` (an error without an errno, such as
+    SQLite's, is named by its type)."""
+    shown = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+    return f"a file operation failed: {shown} (is the disk full?)"
+
+
 def nearest(word: str, choices: Iterable[str]) -> str | None:
     """The choice ``word`` most likely meant: one equal but for case, else the closest spelling
     (``difflib``), else ``None``. Long words are not compared (a cell can be a megabyte)."""

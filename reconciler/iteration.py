@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from reconciler.adapters.datasets import CorpusSummary, DatasetFile
-from reconciler.adapters.dvc import DvcSession
+from reconciler.adapters.dvc import DvcSession, locked_deps
 from reconciler.adapters.files import read_json, remove_stale_temp_files
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile
@@ -48,6 +48,7 @@ from reconciler.errors import (
     Stopped,
     TransientError,
     environment_failure,
+    refused_operation,
 )
 from reconciler.events import IterationFinished, IterationStarted, Promoted, Reporter, StageStarted
 from reconciler.failpoints import failpoint
@@ -148,11 +149,10 @@ class IterationRun:
         except Exception as exc:
             refused = environment_failure(exc)
             if refused is not None:  # the system refused a file operation: not a verdict
-                self._finish(IterationStatus.FAILED, f"a file operation failed: {refused} (the "
-                             "system refused it: disk full, file-size limit or permissions?); "
-                             "retried after the back-off", started, retryable=True)
-                raise TransientError(f"a file operation failed: {refused} (is the disk full?)",
-                                     flywheel=self.spec.name) from exc
+                message = refused_operation(refused)
+                self._finish(IterationStatus.FAILED, f"{message}; retried after the back-off",
+                             started, retryable=True)
+                raise TransientError(message, flywheel=self.spec.name) from exc
             self._finish(IterationStatus.FAILED, f"INTERNAL: {type(exc).__name__}: {exc}",
                          started, retryable=False)
             raise
@@ -204,7 +204,7 @@ class IterationRun:
         with the file as it is then. The document counts recorded are the prepare stage's."""
         summary = read_json(self.root / str(self.ws.prepare_summary))
         read = {d.get("path"): d for d in summary.get("datasets", []) if isinstance(d, dict)}
-        locked = _locked_deps(self.root / str(self.ws.folder / "dvc.lock"), "prepare")
+        locked = locked_deps(self.root / str(self.ws.folder / "dvc.lock"), "prepare")
         for ref in self.record.datasets:
             # A prepare stage DVC did not re-run (its inputs unchanged) may predate this record.
             seen = read.get(ref.path, {}).get("md5") or locked.get(ref.path)
@@ -346,19 +346,6 @@ def recover(lake: Lake, observed: Observed, spec_file: SpecFile, status: Flywhee
         lake.write_iteration(record)
         report(IterationFinished(record.flywheel_name, record))
     return changed
-
-
-def _locked_deps(lock_file: Path, stage: str) -> dict[str, str]:
-    """Dependency path -> MD5 of one stage, as DVC recorded it in ``dvc.lock`` ({} if none)."""
-    import yaml
-
-    try:
-        with lock_file.open("rb") as handle:
-            data = yaml.safe_load(handle.read(4 * 1024 * 1024).decode("utf-8"))
-        deps = data["stages"][stage]["deps"]
-        return {str(d["path"]): str(d["md5"]) for d in deps if "md5" in d}
-    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):
-        return {}
 
 
 def _comprehend_metrics(evaluation: dict) -> dict[str, float]:

@@ -39,7 +39,13 @@ from reconciler.core.state import (
     PromotionRecord,
     SourceRevision,
 )
-from reconciler.errors import FlywheelError, StateError, Stopped, TransientError
+from reconciler.errors import (
+    FlywheelError,
+    StateError,
+    Stopped,
+    TransientError,
+    refused_operation,
+)
 from reconciler.events import Failed, Planned, Promoted, Reporter, ignore
 from reconciler.iteration import IterationRun, promote, recover
 from reconciler.stopping import NEVER, StopRequest
@@ -204,8 +210,7 @@ def _reconcile_one(ctx: Context, spec_file: SpecFile) -> FlywheelResult:
     except (OSError, sqlite3.Error) as exc:
         # The system failed a read or write (a full disk, a file-size limit, an I/O error), here
         # or inside DVC (its state databases are SQLite): one line, never a traceback.
-        outcome.error = TransientError(f"a file operation failed: {type(exc).__name__}: {exc} "
-                                       "(is the disk full?)", flywheel=name)
+        outcome.error = TransientError(refused_operation(exc), flywheel=name)
     except MemoryError:  # past a dataset's reading (which names the file): one line all the same
         outcome.error = TransientError("out of memory while reconciling: the process could not "
                                        "allocate more memory (raise its memory limit or free "

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from reconciler.adapters.files import file_lock
+from reconciler.adapters.files import file_lock, read_json, read_regular
 from reconciler.adapters.processes import RECONCILER_ENV, identity
 from reconciler.errors import (
     ENVIRONMENT_EXIT,
@@ -25,6 +26,7 @@ from reconciler.errors import (
     Stopped,
     TransientError,
     environment_failure,
+    refused_operation,
 )
 
 DVC_LOCK = ".flywheel/locks/dvc"
@@ -80,6 +82,42 @@ def default_remote(root: Path) -> str | None:
         if remote:
             return remote
     return None
+
+
+#: At most this much of a ``dvc.lock`` or ``.dvc`` file is read (ours are a few kilobytes).
+_DVC_FILE_BYTES = 4 * 1024 * 1024
+
+
+def _dvc_file(path: Path) -> Any:
+    """A DVC YAML file (``dvc.lock``, ``*.dvc``), bounded and safely loaded; None if unreadable."""
+    import yaml
+
+    try:
+        return yaml.safe_load(read_regular(path, _DVC_FILE_BYTES).decode("utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+
+
+def locked_deps(lock_file: Path, stage: str) -> dict[str, str]:
+    """Dependency path -> MD5 of one stage, as DVC recorded it in ``dvc.lock`` ({} if none)."""
+    try:
+        deps = _dvc_file(lock_file)["stages"][stage]["deps"]
+        return {str(d["path"]): str(d["md5"]) for d in deps if "md5" in d}
+    except (KeyError, TypeError):
+        return {}
+
+
+def tracked_files(root: Path, dvc_file: Path) -> list[str]:
+    """The files a folder's ``.dvc`` file tracks, from the folder's manifest in DVC's local
+    cache (``[]`` when the manifest is not there: nothing pulled yet)."""
+    try:
+        digest = str(_dvc_file(dvc_file)["outs"][0]["md5"])
+        if not re.fullmatch(r"[0-9a-f]{32}\.dir", digest):
+            return []
+        manifest = read_json(root / ".dvc/cache/files/md5" / digest[:2] / digest[2:])
+        return [entry["relpath"] for entry in manifest if isinstance(entry["relpath"], str)]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return []
 
 
 class DvcSession:
@@ -157,14 +195,13 @@ class DvcSession:
                                      "file-size limit)", delay=60.0) from exc
             refused = environment_failure(exc)
             if refused is not None:  # DVC wrapped the system's refusal in its own error
-                raise TransientError(f"{what}: a file operation failed: {refused} (is the disk "
-                                     "full?)", delay=60.0) from exc
+                raise TransientError(f"{what}: {refused_operation(refused)}",
+                                     delay=60.0) from exc
             raise PipelineError(f"{what} failed: {detail} (log: {self._display_log()})") from exc
         except (OSError, sqlite3.Error) as exc:
             # The system refused a file operation inside DVC (a full disk, a file-size limit,
             # DVC's SQLite state): worth another try once the cause is gone, not a verdict.
-            raise TransientError(f"{what}: a file operation failed: {exc} (is the disk full?)",
-                                 delay=60.0) from exc
+            raise TransientError(f"{what}: {refused_operation(exc)}", delay=60.0) from exc
 
     def _display_log(self) -> str:
         try:

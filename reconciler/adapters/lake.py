@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
+from reconciler.adapters import dvc
 from reconciler.adapters.files import (
     atomic_write_json,
     create_copy,
@@ -51,6 +51,8 @@ LOCKS_DIR = ".flywheel/locks"
 STALE_TEMP_SECONDS = 60.0
 ITERATION_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"  # use with re.fullmatch: `$` allows a "\n"
 EVALUATIONS = ("trained", "active")
+#: A model file in ``lake/<name>/models/``: ``vN.skops`` (group 1: the version).
+_MODEL_FILE = re.compile(r"(v[1-9][0-9]{0,8})\.skops")
 _R = TypeVar("_R", bound=BaseModel)
 
 
@@ -127,11 +129,8 @@ class Lake:
         """A folder of records (``iterations``, ``versions``): inside the lake, and a folder if
         it exists at all. A file in its place would read as "no records" (and a version record
         lost that way is how a version number came to be given twice)."""
-        self._inside(path)
-        if (path.exists() or path.is_symlink()) and not path.is_dir():
-            raise StateError("is not a folder: the lake keeps one record per file in it; "
-                             "restore it (git checkout) or remove it", file=self._display(path))
-        return path
+        return self._folder(path, "the lake keeps one record per file in it; restore it (git "
+                            "checkout) or remove it")
 
     # the models folder -----------------------------------------------------------------------
 
@@ -141,24 +140,12 @@ class Lake:
         folder = self._models(name)
         if not folder.is_dir():
             return {}
-        return {p.name.removesuffix(".skops"): p for p in folder.iterdir()
-                if re.fullmatch(r"v[1-9][0-9]{0,8}\.skops", p.name)}
+        return {match[1]: p for p in folder.iterdir() if (match := _MODEL_FILE.fullmatch(p.name))}
 
     def tracked_models(self, name: str) -> set[str]:
-        """The versions ``lake/<name>/models.dvc`` tracks, from the folder's manifest in DVC's
-        local cache (empty when the manifest is not there: nothing pulled yet)."""
-        dvc_file = self.folder(name) / "models.dvc"
-        try:
-            loaded = yaml.safe_load(read_regular(dvc_file, 64 * 1024).decode("utf-8"))
-            digest = str(loaded["outs"][0]["md5"])
-            if not re.fullmatch(r"[0-9a-f]{32}\.dir", digest):
-                return set()
-            manifest = read_json(self.root / ".dvc/cache/files/md5" / digest[:2] / digest[2:])
-            names = [entry["relpath"] for entry in manifest]
-        except (OSError, ValueError, yaml.YAMLError, KeyError, IndexError, TypeError):
-            return set()
-        return {n.removesuffix(".skops") for n in names
-                if isinstance(n, str) and re.fullmatch(r"v[1-9][0-9]{0,8}\.skops", n)}
+        """The versions ``lake/<name>/models.dvc`` tracks (empty when nothing is pulled yet)."""
+        names = dvc.tracked_files(self.root, self.folder(name) / "models.dvc")
+        return {match[1] for n in names if (match := _MODEL_FILE.fullmatch(n))}
 
     def remove_orphans(self, name: str, observed: Observed) -> list[str]:
         """Delete the model files iterations that failed before recording their version left in
@@ -228,10 +215,15 @@ class Lake:
         return target
 
     def _models(self, name: str) -> Path:
-        path = self._inside(self.root / str(Workspace(name).models))
+        return self._folder(self.root / str(Workspace(name).models), "it holds the model files",
+                            flywheel=name)
+
+    def _folder(self, path: Path, why: str, flywheel: str | None = None) -> Path:
+        """``path``, inside the lake, and a folder if anything is there at all."""
+        self._inside(path)
         if (path.exists() or path.is_symlink()) and not path.is_dir():
-            raise StateError("is not a folder (it holds the model files)",
-                             file=self._display(path), flywheel=name)
+            raise StateError(f"is not a folder: {why}", file=self._display(path),
+                             flywheel=flywheel)
         return path
 
     def evaluation(self, name: str, iteration_id: str, which: str) -> dict | None:

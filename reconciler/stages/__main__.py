@@ -14,7 +14,12 @@ import signal
 import sys
 
 from reconciler.adapters.processes import die_with_reconciler
-from reconciler.errors import ENVIRONMENT_EXIT, FlywheelError, environment_failure
+from reconciler.errors import (
+    ENVIRONMENT_EXIT,
+    FlywheelError,
+    environment_failure,
+    refused_operation,
+)
 from reconciler.failpoints import failpoint
 
 
@@ -44,9 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             return ENVIRONMENT_EXIT
         refused = environment_failure(exc)
         if refused is not None:
-            print(f"error: the {args[0]} stage: a file operation failed: {refused} "
-                  "(the system refused it: disk full, file-size limit or permissions?)",
-                  file=sys.stderr)
+            print(f"error: the {args[0]} stage: {refused_operation(refused)}", file=sys.stderr)
             return ENVIRONMENT_EXIT
         if not isinstance(exc, FlywheelError):
             raise
