@@ -155,11 +155,11 @@ class InProcessStages:
 
 def reconcile_in_process(root: Path) -> list[str]:
     """Run ``reconcile()`` once with in-process stages; returns the folders to ``dvc add``."""
-    import reconciler.iteration
-    from reconciler.runtime import reconcile
+    import reconciler.runtime.iteration
+    from reconciler.runtime.reconcile import reconcile
 
     InProcessStages.tracked = []
-    with mock.patch.object(reconciler.iteration, "DvcSession", InProcessStages):
+    with mock.patch.object(reconciler.runtime.iteration, "DvcSession", InProcessStages):
         result = reconcile(root)
     if not result.ok:
         raise RuntimeError("building the repository failed: "

@@ -67,22 +67,27 @@ def write_kind(path: Path) -> str:
     ``spec``, ``pipeline`` (generated dvc.yaml/params.yaml), ``out`` (a stage's outputs),
     ``other``. Only called when :data:`ARMED`.
     """
-    parent, grandparent = path.parent.name, path.parent.parent.name
-    if path.name == "status.json" and grandparent == "lake":
-        kind = "status"
-    elif path.name == "f1_history.csv" and grandparent == "lake":
-        kind = "history"
-    elif parent in ("iterations", "versions", "models"):
-        kind = {"iterations": "iteration", "versions": "version", "models": "model"}[parent]
-    elif grandparent == "evaluation":
-        kind = "evaluation"
-    elif parent == "out" and path.parent.parent.parent.name == "pipelines":
-        kind = "out"
-    elif grandparent == "pipelines":
-        kind = "pipeline"
-    elif parent == "specs":
-        kind = "spec"
-    else:
-        kind = "other"
+    kind = _kind(path.parts)
     _writes[kind] = _writes.get(kind, 0) + 1
     return f"write:{kind}#{_writes[kind]}"
+
+
+def _kind(parts: tuple[str, ...]) -> str:
+    """The kind of a write, from where ``core.layout`` puts each file."""
+    from reconciler.core import layout
+
+    ws = layout.Workspace("_")
+    *_, grandparent, parent, name = ("", "", "", *parts)
+    records = {ws.iterations.name: "iteration", ws.versions.name: "version",
+               ws.models.name: "model"}
+    if grandparent == layout.LAKE_DIR and name in (ws.status.name, ws.history.name):
+        return "status" if name == ws.status.name else "history"
+    if parent in records:
+        return records[parent]
+    if grandparent == ws.evaluations.name:
+        return "evaluation"
+    if parent == ws.out.name and len(parts) >= 4 and parts[-4] == layout.PIPELINES_DIR:
+        return "out"
+    if grandparent == layout.PIPELINES_DIR:
+        return "pipeline"
+    return "spec" if parent == layout.SPECS_DIR else "other"

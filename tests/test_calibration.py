@@ -140,7 +140,7 @@ def test_calibrated_scores_beat_the_squashed_raw_scores_on_unseen_data(
 
 
 def _doc(text: str, labels: frozenset[str]):
-    from reconciler.adapters.datasets import Document
+    from reconciler.core.documents import Document
 
     return Document(labels, text, 0)
 

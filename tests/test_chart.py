@@ -18,10 +18,10 @@ import yaml
 from conftest import bundled_rows, run_cli, write_csv
 
 from reconciler.adapters.lake import Lake
-from reconciler.chart import chart_figure
 from reconciler.core.state import IterationRecord
-from reconciler.runtime import reconcile
-from reconciler.views import view
+from reconciler.reports.chart import chart_figure
+from reconciler.runtime.queries import view
+from reconciler.runtime.reconcile import reconcile
 
 matplotlib.use("Agg")
 

@@ -36,7 +36,7 @@ from reconciler.adapters.files import is_temp_file
 from reconciler.adapters.lake import Lake
 from reconciler.core.metrics import Evaluation
 from reconciler.core.state import FlywheelStatus, IterationRecord, ModelVersionRecord
-from reconciler.runtime import reconcile
+from reconciler.runtime.reconcile import reconcile
 
 LABELS = ["games", "mail", "science", "sound"]
 NAME = "packages"

@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from reconciler.adapters.datasets import (
-    HASH_CACHE,
-    Document,
     HashCache,
     fingerprint,
     holdout_split,
@@ -22,6 +20,8 @@ from reconciler.adapters.datasets import (
     read_dataset,
 )
 from reconciler.adapters.loader import load_spec
+from reconciler.core.documents import Document
+from reconciler.core.layout import HASH_CACHE
 from reconciler.core.spec import FlywheelSpec, TaskConfig
 from reconciler.errors import DataError, SpecError
 

@@ -857,7 +857,7 @@ def test_hostile_input_is_refused_alone(base: Path, tmp_path: Path, case: Case) 
         assert "Traceback" not in runs["reconcile"].stderr
     report = runs["reconcile"].json()
     if case.rows:
-        from reconciler.views import all_views
+        from reconciler.runtime.queries import all_views
 
         views = all_views(repo, check_data=True)
         check_error(case, "all_views", [str(v.error) for v in views if v.error])

@@ -21,8 +21,9 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reconciler.adapters.datasets import Document, read_dataset
+from reconciler.adapters.datasets import read_dataset
 from reconciler.adapters.loader import SpecFile, load_spec
+from reconciler.core.documents import Document
 from reconciler.core.spec import TaskConfig
 from reconciler.errors import DataError, FlywheelError, SpecError
 

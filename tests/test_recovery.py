@@ -13,10 +13,10 @@ from pathlib import Path
 import yaml
 from conftest import FLYWHEEL, bundled_rows, write_csv
 
-from reconciler.adapters.dvc import DVC_LOCK
 from reconciler.adapters.files import file_lock
+from reconciler.core.layout import DVC_LOCK
 from reconciler.core.state import IterationRecord
-from reconciler.runtime import reconcile
+from reconciler.runtime.reconcile import reconcile
 
 LABELS = ["games", "mail", "science", "sound"]
 

@@ -19,7 +19,7 @@ from conftest import bundled_rows, run_cli, write_csv
 from reconciler.adapters.lake import Lake
 from reconciler.core.state import IterationRecord, IterationStatus, PromotionRecord
 from reconciler.errors import PipelineError
-from reconciler.report import (
+from reconciler.reports.markdown import (
     MARKER,
     code,
     difference,
@@ -29,7 +29,7 @@ from reconciler.report import (
     mermaid_f1_chart,
     promoted_text,
 )
-from reconciler.runtime import FlywheelResult, ReconcileResult, reconcile
+from reconciler.runtime.reconcile import FlywheelResult, ReconcileResult, reconcile
 
 LABELS = ["games", "mail", "science", "sound"]
 METRICS = ("AverageF1Score", "AveragePrecision", "AverageRecall", "AverageAccuracy")

@@ -255,7 +255,7 @@ def test_a_file_size_limit_inside_the_train_stage_is_retried(turned_once: Path,
         failed.message, failed.message
     assert not (lake / "versions/v2.json").exists()
 
-    from reconciler.runtime import reconcile
+    from reconciler.runtime.reconcile import reconcile
 
     retried = reconcile(repo, clock=lambda: time.time() + 3600)  # the limit gone, after back-off
     assert retried.ok, [str(e) for e in retried.all_errors]

@@ -22,7 +22,9 @@ from pathlib import Path
 
 from reconciler import limits
 from reconciler.adapters.files import atomic_write_text, read_json
-from reconciler.core.spec import DATA_DIR, Dataset, DatasetType, FlywheelSpec, Mode, TaskConfig
+from reconciler.core.documents import Document
+from reconciler.core.layout import DATA_DIR, HASH_CACHE
+from reconciler.core.spec import Dataset, DatasetType, FlywheelSpec, Mode, TaskConfig
 from reconciler.errors import (
     MAX_LISTED,
     DataError,
@@ -35,15 +37,7 @@ from reconciler.errors import (
 #: The defaults; FLYWHEEL_MAX_DATASET_BYTES and FLYWHEEL_MAX_ROW_CHARS change them (limits.py).
 MAX_DATASET_BYTES = limits.DATASET_BYTES.default
 MAX_ROW_CHARS = limits.ROW_CHARS.default
-HASH_CACHE = ".flywheel/cache/hashes.json"
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    labels: frozenset[str]
-    text: str
-    line: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from reconciler.adapters.files import file_lock, read_json, read_regular
 from reconciler.adapters.processes import RECONCILER_ENV, identity
+from reconciler.core.layout import DVC_LOCK
 from reconciler.errors import (
     ENVIRONMENT_EXIT,
     PipelineError,
@@ -29,7 +30,6 @@ from reconciler.errors import (
     refused_operation,
 )
 
-DVC_LOCK = ".flywheel/locks/dvc"
 DVC_LOCK_TIMEOUT = 600.0
 #: Exit statuses of a stage command killed by SIGINT or SIGTERM (directly, or through a shell).
 _INTERRUPTED_STATUSES = frozenset({-2, -15, 130, 143})

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -32,9 +32,11 @@ from reconciler.adapters.files import (
     read_json,
     read_regular,
     remove_stale_temp_files,
+    sha256_of,
     write_if_changed,
 )
 from reconciler.adapters.jsonio import JsonError
+from reconciler.core.layout import LAKE_DIR, MODEL_SUFFIX, Workspace, flywheel_lock
 from reconciler.core.spec import NAME_PATTERN, VERSION_PATTERN
 from reconciler.core.state import (
     FlywheelStatus,
@@ -43,16 +45,13 @@ from reconciler.core.state import (
     Observed,
 )
 from reconciler.errors import StateError, TransientError
-from reconciler.stages.modelfile import sha256_of
-from reconciler.stages.workspace import LAKE_DIR, Workspace
 
-LOCKS_DIR = ".flywheel/locks"
 #: Age after which a temp file in the lake is a dead writer's (a live one renames it in ms).
 STALE_TEMP_SECONDS = 60.0
 ITERATION_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}Z$"  # use with re.fullmatch: `$` allows a "\n"
 EVALUATIONS = ("trained", "active")
 #: A model file in ``lake/<name>/models/``: ``vN.skops`` (group 1: the version).
-_MODEL_FILE = re.compile(r"(v[1-9][0-9]{0,8})\.skops")
+_MODEL_FILE = re.compile(r"(v[1-9][0-9]{0,8})" + re.escape(MODEL_SUFFIX))
 _R = TypeVar("_R", bound=BaseModel)
 
 
@@ -66,6 +65,12 @@ class Lake:
         if not re.fullmatch(NAME_PATTERN, name) or len(name) > 63:
             raise StateError(f"{name[:80]!r} is not a flywheel name (letters, digits and dashes)")
         return self._inside(self.root / LAKE_DIR / name)
+
+    def _at(self, name: str, relative: PurePosixPath) -> Path:
+        """A path of ``core.layout`` for flywheel ``name``, once the name and where the
+        flywheel's folder leads are checked."""
+        self.folder(name)
+        return self._inside(self.root / relative)
 
     def _inside(self, path: Path) -> Path:
         """``path``, unless a symlink on the way leads out of the repository's ``lake/``.
@@ -86,7 +91,8 @@ class Lake:
         base = self.root / LAKE_DIR
         if not base.is_dir():
             return []
-        return sorted(p.name for p in base.iterdir() if (p / "status.json").is_file())
+        return sorted(p.name for p in base.iterdir()
+                      if (self.root / Workspace(p.name).status).is_file())
 
     # reading -------------------------------------------------------------------------------
 
@@ -97,15 +103,15 @@ class Lake:
         name, id or version disagrees with its file name, or whose model file lies anywhere but
         ``lake/<name>/models/<vN>.skops``, is refused as corrupt rather than followed.
         """
-        folder = self.folder(name)
-        status_file = folder / "status.json"
+        ws = Workspace(name)
+        status_file = self._at(name, ws.status)
         status = self._load(status_file, FlywheelStatus) if status_file.exists() else None
         if status is not None:
             self._check(status_file, status.flywheel_name == name,
                         f"flywheelName is not {name!r}")
             self._check_version(status_file, "activeModel", status.active_model)
         iterations: list[IterationRecord] = []
-        for path in sorted(self._records(folder / "iterations").glob("*.json")):
+        for path in sorted(self._records(self._at(name, ws.iterations)).glob("*.json")):
             record = self._load(path, IterationRecord)
             self._check(path, re.fullmatch(ITERATION_ID_PATTERN, path.stem) is not None
                         and record.flywheel_iteration_id == path.stem
@@ -116,11 +122,11 @@ class Lake:
                 self._check_version(path, key, getattr(record, key))
             iterations.append(record)
         versions: dict[str, ModelVersionRecord] = {}
-        for path in self._records(folder / "versions").glob("v*.json"):
+        for path in self._records(self._at(name, ws.versions)).glob("v*.json"):
             record = self._load(path, ModelVersionRecord)
             self._check_version(path, "version", path.stem)
             self._check(path, record.version == path.stem, "version does not match the file name")
-            expected = Workspace(name).model_file(path.stem).as_posix()
+            expected = ws.model_file(path.stem).as_posix()
             self._check(path, record.file == expected, f"file must be {expected}")
             versions[path.stem] = record
         return Observed(status=status, iterations=tuple(iterations), versions=versions)
@@ -144,7 +150,7 @@ class Lake:
 
     def tracked_models(self, name: str) -> set[str]:
         """The versions ``lake/<name>/models.dvc`` tracks (empty when nothing is pulled yet)."""
-        names = dvc.tracked_files(self.root, self.folder(name) / "models.dvc")
+        names = dvc.tracked_files(self.root, self._at(name, Workspace(name).models_dvc))
         return {match[1] for n in names if (match := _MODEL_FILE.fullmatch(n))}
 
     def remove_orphans(self, name: str, observed: Observed) -> list[str]:
@@ -186,7 +192,7 @@ class Lake:
                                  file=shown, flywheel=name)
         for version in sorted(set(files) - set(expected), key=lambda v: int(v[1:])):
             raise StateError(f"no version record describes this model file "
-                             f"({self._display(self.folder(name))}/versions/{version}.json is "
+                             f"({Workspace(name).versions}/{version}.json is "
                              "missing): restore the record (git checkout) or remove the file; "
                              "the models folder is not re-recorded",
                              file=self._display(files[version]), flywheel=name)
@@ -205,7 +211,7 @@ class Lake:
 
     def archive_model(self, name: str, version: str, source: Path) -> Path:
         """Copy a trained model into ``lake/<name>/models/vN.skops``, never over a file there."""
-        target = self._models(name) / f"{version}.skops"
+        target = self._models(name) / Workspace(name).model_file(version).name
         try:
             create_copy(source, target)
         except FileExistsError as exc:
@@ -230,7 +236,7 @@ class Lake:
         """A full evaluation record, or None if there is none; a corrupt one is a StateError."""
         if not re.fullmatch(ITERATION_ID_PATTERN, iteration_id) or which not in EVALUATIONS:
             raise StateError(f"no evaluation {iteration_id[:40]!r}/{which[:20]!r}")
-        path = self.folder(name) / "evaluation" / iteration_id / f"{which}.json"
+        path = self._at(name, Workspace(name).evaluations / iteration_id / f"{which}.json")
         if not path.exists() and not path.is_symlink():
             return None
         data = self._read(path)
@@ -276,11 +282,12 @@ class Lake:
     # writing -------------------------------------------------------------------------------
 
     def write_status(self, status: FlywheelStatus) -> None:
-        atomic_write_json(self.folder(status.flywheel_name) / "status.json", status.to_json_dict())
+        name = status.flywheel_name
+        atomic_write_json(self._at(name, Workspace(name).status), status.to_json_dict())
 
     def write_iteration(self, record: IterationRecord) -> None:
-        path = self._inside(self.folder(record.flywheel_name) / "iterations"
-                            / f"{record.flywheel_iteration_id}.json")
+        name = record.flywheel_name
+        path = self._at(name, Workspace(name).iterations / f"{record.flywheel_iteration_id}.json")
         if path.exists():
             existing = self._load(path, IterationRecord)
             if existing.status.terminal:  # type: ignore[attr-defined]
@@ -289,20 +296,19 @@ class Lake:
         atomic_write_json(path, record.to_json_dict())
 
     def write_version(self, name: str, record: ModelVersionRecord) -> None:
-        path = self._inside(self.folder(name) / "versions" / f"{record.version}.json")
+        path = self._at(name, Workspace(name).versions / f"{record.version}.json")
         if path.exists():
             raise StateError("model version record already exists and is immutable",
                              file=self._display(path))
         atomic_write_json(path, record.to_json_dict())
 
     def write_evaluation(self, name: str, iteration_id: str, which: str, record: dict) -> None:
-        atomic_write_json(self._inside(self.folder(name) / "evaluation" / iteration_id
-                                       / f"{which}.json"), record)
+        atomic_write_json(self._at(name, Workspace(name).evaluations / iteration_id
+                                   / f"{which}.json"), record)
 
     def write_history(self, name: str, iterations: tuple[IterationRecord, ...] | list) -> None:
         """Rewrite ``f1_history.csv`` from the records, if it does not hold that already."""
-        self.folder(name)  # checks the name and where the folder leads
-        write_if_changed(self._inside(self.root / str(Workspace(name).history)),
+        write_if_changed(self._at(name, Workspace(name).history),
                          _history_text(iterations))
 
     def history_stale(self, name: str, iterations: tuple[IterationRecord, ...] | list) -> bool:
@@ -340,7 +346,7 @@ class Lake:
         waiting (the next reconcile sees the finished state).
         """
         try:
-            lock = file_lock(self.root / LOCKS_DIR / f"{name}.lock", timeout=0,
+            lock = file_lock(self.root / flywheel_lock(name), timeout=0,
                              what=f"flywheel {name}")
             lock.__enter__()
         except TransientError:

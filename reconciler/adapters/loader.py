@@ -21,11 +21,11 @@ from pydantic import BaseModel, ValidationError
 from yaml.reader import ReaderError
 
 from reconciler import limits
+from reconciler.core.layout import SPECS_DIR
 from reconciler.core.spec import FlywheelSpec, LocatedValueError, Recipe
 from reconciler.core.specedit import is_policy_line
 from reconciler.errors import MAX_LISTED, SpecError, did_you_mean
 
-SPECS_DIR = "specs"
 MAX_SPEC_BYTES = limits.SPEC_BYTES.default  # the default; FLYWHEEL_MAX_SPEC_BYTES changes it
 MAX_DEPTH = 32
 MAX_NODES = 20_000

@@ -29,10 +29,10 @@ from typing import Any
 import yaml
 
 from reconciler.adapters.files import write_if_changed
+from reconciler.core.layout import PIPELINES_DIR, STAGE_LAUNCHER, Workspace
 from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import ModelVersionRecord
 from reconciler.errors import StateError
-from reconciler.stages.workspace import PIPELINES_DIR, Workspace
 
 ROOT_DVC_YAML = """\
 # flywheel-reconciler: every flywheel's iteration pipeline is generated from its spec into
@@ -43,8 +43,6 @@ ROOT_DVC_YAML = """\
 #   dvc plots show          F1 across iterations and per-label F1
 stages: {}
 """
-#: The stage commands' launcher, committed with the pipelines (a flywheel name has no ".").
-STAGE_LAUNCHER = f"{PIPELINES_DIR}/run-stage.sh"
 #: Set by the reconciler to its own interpreter (``adapters/dvc.py``); a person may set it too.
 PYTHON_VARIABLE = "FLYWHEEL_PYTHON"
 LAUNCHER_SCRIPT = r"""#!/bin/sh

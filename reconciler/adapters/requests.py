@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 from reconciler.adapters.files import atomic_write_text, read_regular
-
-REQUESTS_DIR = ".flywheel/requests"
+from reconciler.core.layout import request_file
 
 
 def request_path(root: Path, name: str) -> Path:
-    return root / REQUESTS_DIR / name
+    return root / request_file(name)
 
 
 def read_request(root: Path, name: str) -> str | None:

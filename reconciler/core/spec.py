@@ -16,13 +16,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from reconciler.core.layout import DATA_DIR
+
 API_VERSION = "flywheel-reconciler/v1"
 # Full matches only: pydantic's (Rust) engine reads `$` as the end of the text, but Python's
 # re.match lets `$` match before a final "\n" ("v2\n"), so Python code uses re.fullmatch.
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
 VERSION_PATTERN = r"^v[1-9][0-9]*$"
 LABEL_DELIMITERS = " ~!@#$%^*-_+=|\\:;\t>?/"
-DATA_DIR = "data"
 #: A cell starting with one of these is run as a formula by spreadsheet programs; labels are
 #: written to CSV files (``per_label_f1.csv``), so such labels are refused unless they are plain
 #: numbers such as ``-1`` or ``+1``.

@@ -31,16 +31,14 @@ from watchdog.observers.api import ObservedWatch
 from reconciler import limits
 from reconciler.adapters.datasets import resolve_inside
 from reconciler.adapters.lake import Lake
-from reconciler.adapters.loader import SPECS_DIR
-from reconciler.adapters.requests import REQUESTS_DIR
+from reconciler.cli.render import LineWriter
+from reconciler.core.layout import DATA_DIR, REQUESTS_DIR, SPECS_DIR
 from reconciler.core.planner import Iterate
-from reconciler.core.spec import DATA_DIR
 from reconciler.daemon.status import single_instance, write_status
 from reconciler.daemon.triggers import ChangeFilter, ChangeHandler, Trigger, Wake
 from reconciler.daemon.workers import Fields, Worker
-from reconciler.render import LineWriter
-from reconciler.stopping import StopRequest, graceful_signals
-from reconciler.views import FlywheelView, all_views
+from reconciler.runtime.queries import FlywheelView, all_views
+from reconciler.runtime.stopping import StopRequest, graceful_signals
 
 #: How long a worker that was cut short (SIGINT) gets before it is killed.
 KILL_AFTER = 10.0

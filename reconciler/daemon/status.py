@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.adapters.files import atomic_write_json, file_lock, read_json
-from reconciler.adapters.lake import LOCKS_DIR
+from reconciler.core.layout import WATCH_LOCK, WATCH_STATUS
 from reconciler.errors import FlywheelError, StateError, TransientError
 
-STATUS_FILE = ".flywheel/watch/status.json"
-LOCK_FILE = f"{LOCKS_DIR}/watch.lock"
+STATUS_FILE = WATCH_STATUS
+LOCK_FILE = WATCH_LOCK
 
 
 class AlreadyRunning(FlywheelError):

@@ -18,9 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from reconciler.adapters.loader import SPECS_DIR
-from reconciler.adapters.requests import REQUESTS_DIR
-from reconciler.core.spec import DATA_DIR
+from reconciler.core.layout import DATA_DIR, REQUESTS_DIR, SPECS_DIR
 
 #: Event kinds that can change what a reconcile reads (opening or reading a file cannot).
 CHANGE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed"})

@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 import io
 
-from reconciler.adapters.datasets import Document
 from reconciler.adapters.files import atomic_write_json, atomic_write_text, read_json
+from reconciler.core.documents import Document
 from reconciler.core.metrics import Evaluation
 from reconciler.failpoints import failpoint
 from reconciler.stages.params import StageParams, read_jsonl, read_params

@@ -12,7 +12,6 @@ take seconds to import), so a refusal is quick.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import zipfile
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import limits
 from reconciler.adapters import jsonio
+from reconciler.adapters.files import sha256_of
 from reconciler.errors import StateError
 
 if TYPE_CHECKING:
@@ -111,14 +111,6 @@ def canonical_archive(data: bytes) -> bytes:
 def _member_order(name: str) -> tuple[int, str]:
     stem = PurePosixPath(name).stem
     return (int(stem) if stem.isdigit() else 0, name)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_model(path: Path, expected_sha256: str | None = None, *, display: str = "") -> Pipeline:

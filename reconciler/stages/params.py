@@ -10,11 +10,11 @@ from typing import Any
 import yaml
 
 from reconciler.adapters import jsonio
-from reconciler.adapters.datasets import Document
 from reconciler.adapters.files import atomic_write_bytes
+from reconciler.core.documents import Document
+from reconciler.core.layout import Workspace
 from reconciler.core.spec import FlywheelSpec
 from reconciler.errors import DataError
-from reconciler.stages.workspace import Workspace
 
 
 @dataclass(frozen=True)

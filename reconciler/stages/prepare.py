@@ -4,8 +4,8 @@ The stage reads a private snapshot of each dataset, not the file itself: each fi
 once (in blocks) while its MD5 is computed, and the documents are parsed from the copy. The
 MD5 and the counts it writes to ``prepare.json`` are therefore those of exactly the bytes the
 documents came from, even when the file is appended to while the stage runs; the reconciler
-compares them with what it planned with (:meth:`reconciler.iteration.IterationRun`), and a file
-that changed fails the iteration, retryably.
+compares them with what it planned with (:class:`reconciler.runtime.iteration.IterationRun`),
+and a file that changed fails the iteration, retryably.
 """
 
 from __future__ import annotations
@@ -17,17 +17,15 @@ from pathlib import Path
 from reconciler import limits
 from reconciler.adapters.datasets import load_corpus, resolve_inside
 from reconciler.adapters.files import atomic_write_json
+from reconciler.core.layout import snapshot_dir
 from reconciler.errors import DataError
 from reconciler.stages.params import read_params, write_jsonl
-
-#: Where the snapshots of one flywheel's datasets live while the stage runs (local scratch).
-SNAPSHOTS = ".flywheel/snapshots"
 
 
 def run(params_file: str) -> None:
     params = read_params(params_file)
     ws = params.workspace
-    snapshot = params.root / SNAPSHOTS / params.spec.name
+    snapshot = params.root / snapshot_dir(params.spec.name)
     shutil.rmtree(snapshot, ignore_errors=True)  # a killed run's leftovers
     try:
         read = {dataset.path: _snapshot(params.root, dataset.path, snapshot)

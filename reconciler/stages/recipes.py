@@ -18,7 +18,7 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-from reconciler.adapters.datasets import Document
+from reconciler.core.documents import Document
 from reconciler.core.metrics import Evaluation
 from reconciler.core.metrics import evaluate as score_predictions
 from reconciler.core.spec import (

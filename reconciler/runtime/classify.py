@@ -41,7 +41,7 @@ def classify(root: Path, name: str, texts: list[str], version: str | None = None
     observed = Lake(root).observe(name)
     chosen = version or observed.active_model
     if chosen is None:
-        from reconciler.views import view  # only on this path: it reads the spec
+        from reconciler.runtime.queries import view  # only on this path: it reads the spec
 
         reason = view(root, name).inactive_reason
         raise StateError(f"flywheel {name!r} has no active model: {reason}")

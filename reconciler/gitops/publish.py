@@ -14,8 +14,7 @@ from pathlib import Path
 
 from reconciler.adapters import git
 from reconciler.adapters.dvc import DvcSession
-from reconciler.iteration import LOGS_DIR
-from reconciler.stages.workspace import LAKE_DIR, PIPELINES_DIR
+from reconciler.core.layout import LAKE_DIR, PIPELINES_DIR, PUBLISH_LOG, Workspace
 
 DEFAULT_MESSAGE = "flywheel: lake records and pipeline locks after reconcile"
 
@@ -30,13 +29,14 @@ class Published:
 def publish(root: Path, *, dvc_push: bool = True, dvc_remote: str | None = None,
             push: bool = False, remote: str = "origin", message: str = DEFAULT_MESSAGE,
             skip_ci: str = git.SKIP_CI_MARKER) -> Published:
-    models = sorted(str(p.relative_to(root)) for p in (root / LAKE_DIR).glob("*/models.dvc"))
+    every = Workspace("*")  # glob patterns of every flywheel's files
+    models = sorted(str(p.relative_to(root)) for p in root.glob(str(every.models_dvc)))
     # The pipelines' cached outputs too (the latest trained model), so that a plain `dvc pull`
     # in another clone finds everything the committed dvc.lock files name.
-    models += sorted(str(p.relative_to(root)) for p in (root / PIPELINES_DIR).glob("*/dvc.yaml"))
+    models += sorted(str(p.relative_to(root)) for p in root.glob(str(every.dvc_yaml)))
     sent = 0
     if dvc_push and models:
-        with DvcSession(root, root / LOGS_DIR / "publish.log") as dvc:
+        with DvcSession(root, root / PUBLISH_LOG) as dvc:
             sent = dvc.push(models, remote=dvc_remote)
     paths = [p for p in (LAKE_DIR, PIPELINES_DIR) if (root / p).exists()]
     commit = git.commit_paths(root, paths, git.with_marker(message, skip_ci)) if paths else None

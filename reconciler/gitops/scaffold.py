@@ -10,12 +10,13 @@ from pathlib import Path
 from reconciler.adapters import dvc, git
 from reconciler.adapters.files import write_if_changed
 from reconciler.adapters.pipeline import ensure_root_dvc_yaml
+from reconciler.core.layout import DATA_DIR, SPECS_DIR, STATE_DIR
 
 #: ``.flywheel/`` is local state (hash cache, locks, logs); ``dvc_plots/`` is what
 #: ``dvc plots show`` renders.
-GITIGNORE_LINES = (".flywheel/", "dvc_plots/")
+GITIGNORE_LINES = (f"{STATE_DIR}/", "dvc_plots/")
 #: The files ``flywheel init`` creates (when missing) and commits; empty folders need a file.
-KEEP_FILES = ("specs/.gitkeep", "data/.gitkeep")
+KEEP_FILES = (f"{SPECS_DIR}/.gitkeep", f"{DATA_DIR}/.gitkeep")
 COMMITTED = (".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore", "dvc.yaml",
              *KEEP_FILES)
 INIT_MESSAGE = "flywheel init: git + DVC repository with specs/, data/ and dvc.yaml"

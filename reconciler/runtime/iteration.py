@@ -29,6 +29,7 @@ from reconciler.adapters.files import read_json, remove_stale_temp_files
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile
 from reconciler.adapters.pipeline import write_pipeline
+from reconciler.core.layout import Workspace, iteration_log
 from reconciler.core.metrics import Evaluation
 from reconciler.core.planner import Iterate, person_pin
 from reconciler.core.policy import decide
@@ -50,13 +51,17 @@ from reconciler.errors import (
     environment_failure,
     refused_operation,
 )
-from reconciler.events import IterationFinished, IterationStarted, Promoted, Reporter, StageStarted
 from reconciler.failpoints import failpoint
-from reconciler.stages.workspace import Workspace
-from reconciler.stopping import NEVER, StopRequest
+from reconciler.runtime.events import (
+    IterationFinished,
+    IterationStarted,
+    Promoted,
+    Reporter,
+    StageStarted,
+)
+from reconciler.runtime.stopping import NEVER, StopRequest
 
 FULL_ITERATION = "FULL_ITERATION: Flywheel iteration performed all functions successfully."
-LOGS_DIR = ".flywheel/logs"
 
 
 ID_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -162,7 +167,7 @@ class IterationRun:
     def _execute(self) -> ModelVersionRecord:
         write_pipeline(self.root, self.spec, self.spec_file.path, self.active)
         failpoint("iteration:pipeline-written")
-        log = self.root / LOGS_DIR / self.spec.name / f"{self.iteration_id}.log"
+        log = self.root / iteration_log(self.spec.name, self.iteration_id)
         dvc_yaml = str(self.ws.dvc_yaml)
         with DvcSession(self.root, log, stop=self.stop.is_set) as dvc:
             self.stop.check("the train stage")
@@ -204,7 +209,7 @@ class IterationRun:
         with the file as it is then. The document counts recorded are the prepare stage's."""
         summary = read_json(self.root / str(self.ws.prepare_summary))
         read = {d.get("path"): d for d in summary.get("datasets", []) if isinstance(d, dict)}
-        locked = locked_deps(self.root / str(self.ws.folder / "dvc.lock"), "prepare")
+        locked = locked_deps(self.root / self.ws.dvc_lock, "prepare")
         for ref in self.record.datasets:
             # A prepare stage DVC did not re-run (its inputs unchanged) may predate this record.
             seen = read.get(ref.path, {}).get("md5") or locked.get(ref.path)
@@ -212,7 +217,7 @@ class IterationRun:
             if seen != ref.md5:
                 problem = f"{seen or 'not recorded'} when read by the prepare stage"
             elif locked.get(ref.path, ref.md5) != ref.md5:
-                problem = f"{locked[ref.path]} when DVC recorded it in {self.ws.folder}/dvc.lock"
+                problem = f"{locked[ref.path]} when DVC recorded it in {self.ws.dvc_lock}"
             if problem is not None:
                 # dvc.lock may now name bytes the prepared documents did not come from: remove
                 # those documents, so that the retry's `dvc repro` runs the prepare stage again.

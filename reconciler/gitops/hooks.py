@@ -17,10 +17,12 @@ from pathlib import Path
 
 from reconciler.adapters import git
 from reconciler.adapters.files import atomic_write_text
+from reconciler.core.layout import DESIRED_STATE_DIRS, HOOK_LOG, LOGS_DIR
 
+_WATCHED = " ".join(DESIRED_STATE_DIRS)
 HOOKS = {
-    "post-commit": "git diff-tree -r --name-only --no-commit-id HEAD -- specs data",
-    "post-merge": "git diff --name-only ORIG_HEAD HEAD -- specs data",
+    "post-commit": f"git diff-tree -r --name-only --no-commit-id HEAD -- {_WATCHED}",
+    "post-merge": f"git diff --name-only ORIG_HEAD HEAD -- {_WATCHED}",
 }
 BEGIN = "# >>> flywheel-reconciler >>>"
 END = "# <<< flywheel-reconciler <<<"
@@ -33,9 +35,9 @@ def block(command: str, changed: str) -> str:
 # Installed by `flywheel install-hook`; delete these lines to remove it.
 if [ -z "${SKIP_VARIABLE}" ] && [ -n "$({changed} 2>/dev/null)" ]; then
   top=$(git rev-parse --show-toplevel)
-  mkdir -p "$top/.flywheel/logs"
+  mkdir -p "$top/{LOGS_DIR}"
   nohup {command} -C "$top" reconcile --log-format plain \\
-    >> "$top/.flywheel/logs/hook.log" 2>&1 < /dev/null &
+    >> "$top/{HOOK_LOG}" 2>&1 < /dev/null &
 fi
 {END}
 """

@@ -1,7 +1,8 @@
 """Command-line options that several ``flywheel`` commands share, and what they turn into.
 
 Kept light: the write-back module is imported only when the options are turned into a
-:class:`~reconciler.writeback.GitOps`, so building the parser costs no pydantic or YAML import.
+:class:`~reconciler.runtime.writeback.GitOps`, so building the parser costs no pydantic
+or YAML import.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 from reconciler.adapters.git import SKIP_CI_MARKER
 
 if TYPE_CHECKING:
-    from reconciler.writeback import GitOps
+    from reconciler.runtime.writeback import GitOps
 
 
 def log_format_option(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +47,7 @@ def gitops_options(parser: argparse.ArgumentParser) -> None:
 
 def gitops_from(args: argparse.Namespace) -> GitOps:
     """The write-back options as a :class:`GitOps`; a bad message template is refused here."""
-    from reconciler.writeback import DEFAULT_MESSAGE, GitOps, check_template
+    from reconciler.runtime.writeback import DEFAULT_MESSAGE, GitOps, check_template
 
     message = args.commit_message or DEFAULT_MESSAGE
     check_template(message)

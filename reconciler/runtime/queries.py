@@ -18,7 +18,7 @@ from reconciler.core.planner import Iterate, Plan
 from reconciler.core.policy import inactive_reason
 from reconciler.core.state import IterationRecord, Observed
 from reconciler.errors import FlywheelError, StateError
-from reconciler.runtime import plan_for, read_inputs
+from reconciler.runtime.reconcile import plan_for, read_inputs
 
 
 @dataclass(frozen=True)

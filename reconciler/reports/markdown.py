@@ -6,7 +6,7 @@ step can find its previous comment and update it instead of posting a new one. E
 wrote (label names, error messages, dataset names) is escaped, because it lands in a comment.
 
 Apart from reading the lake (iteration records, evaluations) and, when asked, writing the PNG
-charts of :mod:`reconciler.chart`, this is pure rendering.
+charts of :mod:`reconciler.reports.chart`, this is pure rendering.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from urllib.parse import quote
 from reconciler.adapters.lake import Lake
 from reconciler.core.state import IterationRecord, IterationStatus, PromotionRecord
 from reconciler.errors import FlywheelError
-from reconciler.runtime import FlywheelResult, ReconcileResult
+from reconciler.runtime.reconcile import FlywheelResult, ReconcileResult
 
 MARKER = "<!-- flywheel-reconciler report -->"
 METRICS = ("AverageF1Score", "AveragePrecision", "AverageRecall", "AverageAccuracy")
@@ -310,8 +310,9 @@ def charts_block(lake: Lake, name: str, charts_dir: Path | None, charts_url: str
         return ""
     blocks = [mermaid_f1_chart(completed)]
     if charts_dir is not None:
-        from reconciler.chart import chart_file_name, write_chart  # matplotlib: only when asked
-        from reconciler.views import FlywheelView
+        from reconciler.core.layout import chart_file_name
+        from reconciler.reports.chart import write_chart  # matplotlib: only when asked
+        from reconciler.runtime.queries import FlywheelView
 
         target = charts_dir / chart_file_name(name)
         write_chart(lake.root, FlywheelView(name, None, observed, None, None), target)

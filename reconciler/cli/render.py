@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reconciler.classify import Classification
 from reconciler.core.planner import Acknowledge, ApplyDecision, Iterate, Pin, Unpin, WriteSpec
 from reconciler.core.state import IterationRecord, Observed
 from reconciler.errors import FlywheelError
-from reconciler.events import (
+from reconciler.runtime.classify import Classification
+from reconciler.runtime.events import (
     Event,
     Failed,
     IterationFinished,
@@ -27,8 +27,8 @@ from reconciler.events import (
     StageStarted,
     WroteBack,
 )
-from reconciler.runtime import ReconcileResult
-from reconciler.views import FlywheelView
+from reconciler.runtime.queries import FlywheelView
+from reconciler.runtime.reconcile import ReconcileResult
 
 
 def print_json(data: Any, out: TextIO = sys.stdout) -> None:

@@ -23,8 +23,8 @@ from reconciler.core.planner import person_pin
 from reconciler.core.specedit import SpecEditError, set_active_model
 from reconciler.core.state import FlywheelStatus, Observed, WriteBack
 from reconciler.errors import SpecError, StateError
-from reconciler.events import Reporter, WroteBack
 from reconciler.failpoints import failpoint
+from reconciler.runtime.events import Reporter, WroteBack
 
 DEFAULT_MESSAGE = ("flywheel: {flywheel} activeModel {old} -> {new} "
                    "(F1 {trained_f1} vs {active_f1})")

@@ -17,12 +17,12 @@ from rich.console import Console
 
 from reconciler.adapters import git
 from reconciler.adapters.lake import Lake
-from reconciler.chart import default_chart_path, write_chart
+from reconciler.cli.render import Progress, iterations_table, log_format, reconcile_summary
 from reconciler.errors import FlywheelError
-from reconciler.render import Progress, iterations_table, log_format, reconcile_summary
-from reconciler.runtime import reconcile
-from reconciler.scaffold import init_repository
-from reconciler.views import view
+from reconciler.gitops.scaffold import init_repository
+from reconciler.reports.chart import default_chart_path, write_chart
+from reconciler.runtime.queries import view
+from reconciler.runtime.reconcile import reconcile
 
 SOURCE = Path(__file__).resolve().parents[1]
 

@@ -46,10 +46,10 @@ from reconciler.errors import (
     TransientError,
     refused_operation,
 )
-from reconciler.events import Failed, Planned, Promoted, Reporter, ignore
-from reconciler.iteration import IterationRun, promote, recover
-from reconciler.stopping import NEVER, StopRequest
-from reconciler.writeback import GitOps, write_back
+from reconciler.runtime.events import Failed, Planned, Promoted, Reporter, ignore
+from reconciler.runtime.iteration import IterationRun, promote, recover
+from reconciler.runtime.stopping import NEVER, StopRequest
+from reconciler.runtime.writeback import GitOps, write_back
 
 
 @dataclass

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.adapters.lake import Lake
+from reconciler.core.layout import chart_file
 from reconciler.core.state import IterationRecord
 from reconciler.errors import StateError
-from reconciler.views import FlywheelView
+from reconciler.runtime.queries import FlywheelView
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure, SubFigure
@@ -25,15 +26,10 @@ MAX_TICK_LABELS = 8  # more iteration ids than this on the x axis would overlap:
 COLOURS = {"trained": "C0", "evaluated": "C1", "active": "C2"}
 
 
-def chart_file_name(flywheel: str) -> str:
-    """The image's file name (``flywheel plot``, ``flywheel demo``, a report's charts)."""
-    return f"{flywheel}-f1.png"
-
-
 def default_chart_path(root: Path, flywheel: str) -> Path:
     """Where ``flywheel plot`` and ``flywheel demo`` write a chart: ``.flywheel/charts/``, which
     is the reconciler's local, git-ignored folder, so a chart never lands in the tracked tree."""
-    return root / ".flywheel" / "charts" / chart_file_name(flywheel)
+    return root / chart_file(flywheel)
 
 
 def write_chart(root: Path, view: FlywheelView, target: Path) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from reconciler.cli_options import (
+from reconciler.cli.options import (
     gitops_argv,
     gitops_from,
     gitops_options,
@@ -27,7 +27,7 @@ from reconciler.cli_options import (
 from reconciler.errors import FlywheelError
 
 if TYPE_CHECKING:
-    from reconciler.writeback import GitOps
+    from reconciler.runtime.writeback import GitOps
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_RUNNING, EXIT_STOPPED = 0, 1, 2, 3, 130
 #: Columns of tables printed to a pipe or file (no terminal to measure).
@@ -190,16 +190,16 @@ def _run_reconcile(root: Path, names: set[str], err: Console, *, log_format: str
                    charts_url: str | None = None) -> int:
     """One reconcile with progress lines, a summary and the exit code (``reconcile``,
     ``iterate``)."""
-    from reconciler.render import (
+    from reconciler.cli.render import (
         Progress,
         print_json,
         reconcile_json,
         reconcile_summary,
         summary_fields,
     )
-    from reconciler.render import log_format as resolve_format
-    from reconciler.runtime import reconcile
-    from reconciler.stopping import StopRequest, graceful_signals
+    from reconciler.cli.render import log_format as resolve_format
+    from reconciler.runtime.reconcile import reconcile
+    from reconciler.runtime.stopping import StopRequest, graceful_signals
 
     fmt = resolve_format(log_format, err)
     progress = Progress(err, fmt)
@@ -212,7 +212,7 @@ def _run_reconcile(root: Path, names: set[str], err: Console, *, log_format: str
     finally:
         progress.stop()
     if report_file is not None:
-        from reconciler.report import markdown_report
+        from reconciler.reports.markdown import markdown_report
 
         report_file = report_file.resolve()
         report_file.parent.mkdir(parents=True, exist_ok=True)
@@ -248,8 +248,8 @@ def _publish_hint(root: Path) -> str | None:
 
 
 def _watch(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.cli.render import LineWriter, log_format
     from reconciler.daemon.loop import WatchDaemon, WatchOptions
-    from reconciler.render import LineWriter, log_format
 
     if args.max_iterations < 1:
         raise FlywheelError("--max-iterations must be at least 1")
@@ -261,9 +261,9 @@ def _watch(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _status(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.cli.render import print_json, watch_status_text
     from reconciler.daemon.status import STATUS_FILE, read_status, running_pid
     from reconciler.errors import StateError
-    from reconciler.render import print_json, watch_status_text
 
     root = _root(args)
     pid = running_pid(root)
@@ -281,8 +281,8 @@ def _status(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _plan(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.render import plan_json, plan_state, plan_table, print_json
-    from reconciler.views import all_views
+    from reconciler.cli.render import plan_json, plan_state, plan_table, print_json
+    from reconciler.runtime.queries import all_views
 
     root = _root(args)
     views = all_views(root, set(args.names) or None, check_data=True)
@@ -306,7 +306,7 @@ def _plan(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _iterate(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.adapters.lake import Lake
     from reconciler.adapters.requests import new_request
-    from reconciler.views import view
+    from reconciler.runtime.queries import view
 
     root = _root(args)
     v = view(root, args.name)
@@ -327,7 +327,7 @@ def _iterate(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _install_hook(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.hooks import install_hooks
+    from reconciler.gitops.hooks import install_hooks
 
     for path in install_hooks(_root(args)):
         err.print(f"installed {path}")
@@ -335,7 +335,7 @@ def _install_hook(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _publish(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.publish import DEFAULT_MESSAGE, publish
+    from reconciler.gitops.publish import DEFAULT_MESSAGE, publish
 
     done = publish(_root(args), dvc_push=not args.no_dvc_push, dvc_remote=args.dvc_remote,
                    push=args.push, remote=args.remote, message=args.message or DEFAULT_MESSAGE,
@@ -347,8 +347,8 @@ def _publish(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _validate(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.render import print_json
-    from reconciler.views import all_views
+    from reconciler.cli.render import print_json
+    from reconciler.runtime.queries import all_views
 
     views = all_views(_root(args), check_data="all")
     problems = [v for v in views if v.error]
@@ -364,9 +364,9 @@ def _validate(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.cli.render import flywheel_table, print_json
     from reconciler.core.comprehend import flywheel_summary
-    from reconciler.render import flywheel_table, print_json
-    from reconciler.views import all_views
+    from reconciler.runtime.queries import all_views
 
     views = all_views(_root(args))
     if args.output == "json":
@@ -383,9 +383,9 @@ def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _describe(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.cli.render import print_json, version_f1
     from reconciler.core.comprehend import flywheel_properties
-    from reconciler.render import print_json, version_f1
-    from reconciler.views import view
+    from reconciler.runtime.queries import view
 
     v = view(_root(args), args.name, records=True)
     if v.spec_file is None:
@@ -424,9 +424,9 @@ def _describe(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _iterations(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.cli.render import iterations_table, print_json
     from reconciler.core.comprehend import list_flywheel_iteration_history
-    from reconciler.render import iterations_table, print_json
-    from reconciler.views import view
+    from reconciler.runtime.queries import view
 
     v = view(_root(args), args.name, records=True)
     records = list(v.observed.iterations)
@@ -439,9 +439,9 @@ def _iterations(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _iteration(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.adapters.lake import Lake
+    from reconciler.cli.render import calibration_text, f1, per_label_table, print_json
     from reconciler.core.comprehend import describe_flywheel_iteration
-    from reconciler.render import calibration_text, f1, per_label_table, print_json
-    from reconciler.views import iteration, view
+    from reconciler.runtime.queries import iteration, view
 
     root = _root(args)
     v = view(root, args.name, records=True)
@@ -472,8 +472,8 @@ def _iteration(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _classify(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.classify import Classification, classify
-    from reconciler.render import classification_table, print_json
+    from reconciler.cli.render import classification_table, print_json
+    from reconciler.runtime.classify import Classification, classify
 
     texts = list(args.texts)
     if args.file:
@@ -501,8 +501,8 @@ def _classify(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _plot(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.chart import default_chart_path, write_chart
-    from reconciler.views import view
+    from reconciler.reports.chart import default_chart_path, write_chart
+    from reconciler.runtime.queries import view
 
     root = _root(args)
     v = view(root, args.name, records=True)
@@ -513,15 +513,15 @@ def _plot(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _schema(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from reconciler.cli.render import print_json
     from reconciler.core.spec import json_schema
-    from reconciler.render import print_json
 
     print_json(json_schema())
     return EXIT_OK
 
 
 def _init(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.scaffold import init_repository
+    from reconciler.gitops.scaffold import init_repository
 
     path = args.path.resolve()
     done = init_repository(path, args.remote)
@@ -536,10 +536,7 @@ def _init(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _demo(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.demo import run_demo
+    from reconciler.cli.demo import run_demo
 
     return run_demo(args.workdir, out, err)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
