@@ -150,7 +150,7 @@ def test_history_marks_the_active_version_at_its_own_f1(repo: Repo, pinned: str)
     assert marker.get_label().startswith(pinned)
     trained = next(it for it in repo.iterations if it.trained_model_version == pinned)
     assert list(marker.get_ydata()) == pytest.approx(
-        [trained.trained_model_metrics["AverageF1Score"]])
+        [trained.trained_f1])
 
 
 def test_legends_cover_no_bar_point_or_label_and_stay_inside_the_image(repo: Repo) -> None:

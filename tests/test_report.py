@@ -17,7 +17,7 @@ import yaml
 from conftest import bundled_rows, run_cli, write_csv
 
 from reconciler.adapters.lake import Lake
-from reconciler.core.state import IterationRecord, IterationStatus, PromotionRecord
+from reconciler.core.state import IterationRecord, IterationStatus, ModelMetrics, PromotionRecord
 from reconciler.errors import PipelineError
 from reconciler.reports.markdown import (
     MARKER,
@@ -126,9 +126,9 @@ def series(lines: list[str]) -> list[list[float]]:
             for line in lines if line.strip().startswith("line [")]
 
 
-def f1(metrics: dict[str, float] | None, key: str = "AverageF1Score") -> str:
+def f1(metrics: ModelMetrics | None, key: str = "AverageF1Score") -> str:
     assert metrics is not None
-    return f"{metrics[key]:.4f}"
+    return f"{metrics.figures()[key]:.4f}"
 
 
 # the first iteration: a model, nothing to compare with ------------------------------------------
@@ -196,7 +196,7 @@ def test_first_chart_has_the_trained_line_only(runs: Runs) -> None:
     assert lines[0] == "xychart-beta"
     assert lines[2] == '    x-axis ["v1"]'
     assert re.fullmatch(r'    y-axis "AverageF1Score" 0\.\d --> 1', lines[3])
-    assert series(lines) == [[round(runs.first.record.trained_model_metrics["AverageF1Score"],
+    assert series(lines) == [[round(runs.first.record.trained_f1,
                                     4)]]
     assert runs.first.markdown.count("```mermaid") == 1
 
@@ -214,7 +214,7 @@ def test_second_report_compares_trained_and_active(runs: Runs) -> None:
     assert "- New datasets: v2\n" in packages
     assert f"- Trained: v2, F1 {f1(trained)}" in packages
     assert f"- Active (evaluated): v1, F1 {f1(active)}" in packages
-    delta = trained["AverageF1Score"] - active["AverageF1Score"]
+    delta = record.trained_f1 - record.active_f1
     assert f"- F1 difference (trained - active): **{delta:+.4f}**" in packages
     rows = table_after(packages, "| Metric")
     assert "| Metric | Trained v2 | Active v1 | Difference |" in packages
@@ -222,7 +222,7 @@ def test_second_report_compares_trained_and_active(runs: Runs) -> None:
     for key, new, old, delta in rows:
         assert [new, old] == [f1(trained, key), f1(active, key)]
         assert re.fullmatch(r"[+-]\d\.\d{4}", delta)
-        assert float(delta) == pytest.approx(trained[key] - active[key], abs=5e-5)
+        assert float(delta) == pytest.approx(trained.figures()[key] - active.figures()[key], abs=5e-5)
     assert record.decision is not None
     verdict = "promoted v2" if record.decision.promote else "not promoted"
     assert f"**Decision**: {verdict}: {md_text(record.decision.reason)}" in packages
@@ -253,7 +253,7 @@ def test_second_chart_has_a_point_per_completed_iteration(runs: Runs) -> None:
     assert lines[0] == "xychart-beta"
     assert lines[2] == '    x-axis ["v1", "v2"]'
     # only the second iteration had an active model: one point is no line, so trained only
-    assert series(lines) == [[round(it.trained_model_metrics["AverageF1Score"], 4)
+    assert series(lines) == [[round(it.trained_f1, 4)
                               for it in completed]]
 
 

@@ -25,6 +25,7 @@ from reconciler.adapters.files import atomic_write_text, read_json
 from reconciler.core.documents import Document
 from reconciler.core.layout import DATA_DIR, HASH_CACHE
 from reconciler.core.spec import Dataset, DatasetType, FlywheelSpec, Mode, TaskConfig
+from reconciler.core.state import TestSource
 from reconciler.errors import (
     MAX_LISTED,
     DataError,
@@ -414,7 +415,7 @@ class Corpus:
 
     train: list[Document]
     test: list[Document]
-    test_source: str  # "TEST datasets" or "holdout"
+    test_source: TestSource
 
 
 @dataclass(frozen=True)
@@ -425,7 +426,7 @@ class CorpusSummary:
     number_of_test_documents: int
     train_label_counts: Counter[str]
     test_label_counts: Counter[str]
-    test_source: str  # "TEST datasets" or "holdout"
+    test_source: TestSource
 
 
 def load_corpus(spec: FlywheelSpec, root: Path, *, spec_path: str | None = None,
@@ -489,7 +490,7 @@ def _scan(spec: FlywheelSpec, root: Path, spec_path: str | None,
         except MemoryError as exc:  # the sets and lists held across files
             raise _out_of_memory(root / dataset.path, dataset.path) from exc
     check_overlap(spec, keyed, spec_path, lines_of)
-    source = "TEST datasets" if has_test else "holdout"
+    source = TestSource.TEST_DATASETS if has_test else TestSource.HOLDOUT
     summary = CorpusSummary(
         number_of_train_documents=sum(train_sets.values()),
         number_of_test_documents=sum(test_sets.values()),

@@ -43,6 +43,7 @@ from reconciler.core.state import (
     IterationRecord,
     ModelVersionRecord,
     Observed,
+    version_number,
 )
 from reconciler.errors import StateError, TransientError
 
@@ -176,7 +177,7 @@ class Lake:
         if archiving is not None:
             expected[archiving[0]] = archiving[1]
         files = self.model_files(name)
-        for version in sorted(expected, key=lambda v: int(v[1:])):
+        for version in sorted(expected, key=version_number):
             path, sha256 = files.get(version), expected[version]
             shown = Workspace(name).model_file(version).as_posix()
             if path is None or not path.exists():
@@ -190,7 +191,7 @@ class Lake:
                                  f"sha256 {sha256}, found {found}): restore it (`dvc checkout "
                                  f"{shown}`); the models folder is not re-recorded",
                                  file=shown, flywheel=name)
-        for version in sorted(set(files) - set(expected), key=lambda v: int(v[1:])):
+        for version in sorted(set(files) - set(expected), key=version_number):
             raise StateError(f"no version record describes this model file "
                              f"({Workspace(name).versions}/{version}.json is "
                              "missing): restore the record (git checkout) or remove the file; "
@@ -376,10 +377,8 @@ def _history_text(iterations: tuple[IterationRecord, ...] | list) -> str:
     rows = ["step,iteration,trained,active,trainedModel,activeModel"]
     completed = [it for it in iterations if it.status.value == "COMPLETED"]
     for step, it in enumerate(completed, start=1):
-        trained = (it.trained_model_metrics or {}).get("AverageF1Score")
-        active = (it.evaluated_model_metrics or {}).get("AverageF1Score")
         rows.append(",".join([
-            str(step), it.flywheel_iteration_id, _num(trained), _num(active),
+            str(step), it.flywheel_iteration_id, _num(it.trained_f1), _num(it.active_f1),
             it.trained_model_version or "", it.evaluated_model_version or "",
         ]))
     return "\n".join(rows) + "\n"

@@ -133,7 +133,7 @@ def params(spec: FlywheelSpec, active: ModelVersionRecord | None) -> dict[str, A
             "version": active.version,
             "file": active.file,
             "sha256": active.sha256,
-            "mode": active.mode,
+            "mode": active.mode.value,
             "labels": active.labels,
         },
     }

@@ -385,6 +385,7 @@ def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _describe(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.cli.render import print_json, version_f1
     from reconciler.core.comprehend import flywheel_properties
+    from reconciler.core.state import version_number
     from reconciler.runtime.queries import view
 
     v = view(_root(args), args.name, records=True)
@@ -401,7 +402,7 @@ def _describe(args: argparse.Namespace, out: Console, err: Console) -> int:
     out.print(f"  active model    {version_f1(v.observed, v.observed.active_model)}"
               f"{' (pinned)' if v.observed.status and v.observed.status.pinned else ''}",
               highlight=False)
-    versions = sorted(v.observed.versions, key=lambda s: int(s[1:]))
+    versions = sorted(v.observed.versions, key=version_number)
     out.print("  versions        " + (", ".join(version_f1(v.observed, version)
                                                 for version in versions) or "—"),
               highlight=False)
@@ -454,9 +455,9 @@ def _iteration(args: argparse.Namespace, out: Console, err: Console) -> int:
               f"{record.status.value}")
     out.print(f"  {record.message}", highlight=False)
     out.print(f"  trained {record.trained_model_version or '—'} F1 "
-              f"{f1((record.trained_model_metrics or {}).get('AverageF1Score'))}; active "
+              f"{f1(record.trained_f1)}; active "
               f"{record.evaluated_model_version or '—'} F1 "
-              f"{f1((record.evaluated_model_metrics or {}).get('AverageF1Score'))} on "
+              f"{f1(record.active_f1)} on "
               f"{record.number_of_test_documents} test documents ({record.test_source})")
     if record.decision:
         out.print(f"  promotion: {'yes' if record.decision.promote else 'no'} — "

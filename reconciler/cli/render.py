@@ -57,10 +57,6 @@ def f1(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def _metric(metrics: dict[str, float] | None, key: str = "AverageF1Score") -> float | None:
-    return (metrics or {}).get(key)
-
-
 # reconcile progress ---------------------------------------------------------------------------
 
 
@@ -176,9 +172,9 @@ def event_fields(event: Event) -> dict[str, Any] | None:
                                   "iteration": r.flywheel_iteration_id, "status": r.status.value}
         if r.trained_model_version:
             fields |= {"trained": r.trained_model_version,
-                       "trained_f1": _rounded(_metric(r.trained_model_metrics)),
+                       "trained_f1": _rounded(r.trained_f1),
                        "active": r.evaluated_model_version or "none",
-                       "active_f1": _rounded(_metric(r.evaluated_model_metrics))}
+                       "active_f1": _rounded(r.active_f1)}
         if r.decision:
             fields["decision"] = r.decision.reason
         if r.status.value != "COMPLETED":
@@ -406,7 +402,7 @@ def flywheel_table(views: list[FlywheelView]) -> Table:
             latest.flywheel_iteration_id if latest else "—",
             latest.status.value if latest else "—",
             (latest.trained_model_version or "—") if latest else "—",
-            f1(_metric(latest.trained_model_metrics)) if latest else "—",
+            f1(latest.trained_f1) if latest else "—",
             "[green]True[/]" if ready.status else "[red]False[/]",
             ready.message,
         )
@@ -442,7 +438,7 @@ def iterations_table(name: str, records: list[IterationRecord]) -> Table:
     for column in ("NEW DATASETS", "MESSAGE"):
         table.add_column(column, overflow="fold", min_width=16)
     for r in sorted(records, key=lambda r: r.flywheel_iteration_id, reverse=True):
-        trained, active = _metric(r.trained_model_metrics), _metric(r.evaluated_model_metrics)
+        trained, active = r.trained_f1, r.active_f1
         delta = f"{trained - active:+.4f}" if trained is not None and active is not None else "—"
         table.add_row(
             r.flywheel_iteration_id, r.status.value, r.trained_model_version or "—", f1(trained),

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.core.layout import Workspace
 from reconciler.core.spec import FlywheelSpec
-from reconciler.core.state import IterationRecord, Observed
+from reconciler.core.state import IterationRecord, ModelMetrics, Observed
 
 ARN_PREFIX = "arn:aws:comprehend:local:000000000000:"
 
@@ -25,7 +26,11 @@ def model_arn(name: str, version: str | None) -> str | None:
 
 
 def data_lake_uri(name: str) -> str:
-    return f"lake/{name}/"
+    return f"{Workspace(name).lake}/"
+
+
+def _figures(metrics: ModelMetrics | None) -> dict[str, float] | None:
+    return metrics.figures() if metrics is not None else None
 
 
 def iteration_properties(record: IterationRecord) -> dict[str, Any]:
@@ -38,10 +43,10 @@ def iteration_properties(record: IterationRecord) -> dict[str, Any]:
         "Status": record.status.value,
         "Message": record.message,
         "EvaluatedModelArn": model_arn(name, record.evaluated_model_version),
-        "EvaluatedModelMetrics": record.evaluated_model_metrics,
+        "EvaluatedModelMetrics": _figures(record.evaluated_model_metrics),
         "TrainedModelArn": model_arn(name, record.trained_model_version),
-        "TrainedModelMetrics": record.trained_model_metrics,
-        "EvaluationManifestS3Prefix": f"{data_lake_uri(name)}evaluation/"
+        "TrainedModelMetrics": _figures(record.trained_model_metrics),
+        "EvaluationManifestS3Prefix": f"{Workspace(name).evaluations}/"
                                       f"{record.flywheel_iteration_id}/",
     }
     return {key: value for key, value in props.items() if value is not None}

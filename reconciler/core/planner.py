@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 
 from reconciler.core.policy import policy_choice
 from reconciler.core.spec import FlywheelSpec
-from reconciler.core.state import FlywheelStatus, IterationRecord, IterationStatus, Observed
+from reconciler.core.state import (
+    FlywheelStatus,
+    IterationRecord,
+    IterationStatus,
+    Observed,
+    version_number,
+)
 
 #: Bumped when the meaning of an iteration changes (stage code, features), so that every
 #: flywheel iterates once more with the new code.
@@ -216,7 +222,7 @@ def _changed_dataset(spec: FlywheelSpec, observed: Observed,
 def _missing_pin(pin: str | None, observed: Observed) -> Blocked | None:
     if pin is None or pin in observed.versions:
         return None
-    known = ", ".join(sorted(observed.versions, key=lambda v: int(v[1:]))) or "none yet"
+    known = ", ".join(sorted(observed.versions, key=version_number)) or "none yet"
     return Blocked(f"version {pin} does not exist (versions: {known}); the active model stays "
                    f"{observed.active_model or 'unset'}", ("activeModel",))
 

@@ -11,12 +11,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_pascal
 
-from reconciler.core.spec import ModelVersion
+from reconciler.core.spec import DatasetType, Mode, ModelVersion
 
 
 class IterationStatus(StrEnum):
@@ -41,11 +40,47 @@ class _Record(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class PromotionKind(StrEnum):
+    PIN = "PIN"  # a person's pin (the spec's activeModel)
+    POLICY = "POLICY"  # the promotion policy's choice
+
+
+class TestSource(StrEnum):
+    """Where an iteration's test documents came from."""
+
+    TEST_DATASETS = "TEST datasets"
+    HOLDOUT = "holdout"
+
+
+class ModelMetrics(BaseModel):
+    """Comprehend's FlywheelModelEvaluationMetrics: the four averages, in 0..1.
+
+    Stored and shown with Comprehend's keys (``AverageF1Score``…); a figure a model type does not
+    define (an entity recognizer's accuracy) is None and left out.
+    """
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="ignore",
+                              allow_inf_nan=False, frozen=True)
+
+    average_f1_score: float | None = None
+    average_precision: float | None = None
+    average_recall: float | None = None
+    average_accuracy: float | None = None
+
+    def figures(self) -> dict[str, float]:
+        """Comprehend's key -> figure, for the figures there are (tables, JSON)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+#: Comprehend's names of the four figures, in the order tables show them.
+METRIC_NAMES = tuple(info.alias or name for name, info in ModelMetrics.model_fields.items())
+
+
 class DatasetRef(_Record):
     """A dataset version as an iteration consumed it."""
 
     name: str
-    type: str
+    type: DatasetType
     path: str
     md5: str
     number_of_documents: int | None = None
@@ -90,13 +125,13 @@ class IterationRecord(_Record):
     datasets: list[DatasetRef] = Field(default_factory=list)
     new_datasets: list[str] = Field(default_factory=list)
     recipe: dict[str, object] = Field(default_factory=dict)
-    test_source: str | None = None
+    test_source: TestSource | None = None
     number_of_train_documents: int | None = None
     number_of_test_documents: int | None = None
     evaluated_model_version: str | None = None
-    evaluated_model_metrics: dict[str, float] | None = None
+    evaluated_model_metrics: ModelMetrics | None = None
     trained_model_version: str | None = None
-    trained_model_metrics: dict[str, float] | None = None
+    trained_model_metrics: ModelMetrics | None = None
     #: The version number this iteration archives its model under, and that model's sha256,
     #: recorded before the model is copied into the lake: a model file found there without a
     #: version record is this iteration's only when both match (:meth:`Observed.orphans`).
@@ -106,6 +141,17 @@ class IterationRecord(_Record):
     duration_seconds: float | None = None
     source_revision: SourceRevision | None = None
     iteration_request: str | None = None  # the `flywheel iterate` request it answered
+
+    @property
+    def trained_f1(self) -> float | None:
+        """The trained model's AverageF1Score (None before it is scored)."""
+        return self.trained_model_metrics.average_f1_score if self.trained_model_metrics else None
+
+    @property
+    def active_f1(self) -> float | None:
+        """The active model's AverageF1Score on this iteration's test data (None: not scored)."""
+        metrics = self.evaluated_model_metrics
+        return metrics.average_f1_score if metrics else None
 
 
 class ModelVersionRecord(_Record):
@@ -117,11 +163,11 @@ class ModelVersionRecord(_Record):
     file: str
     sha256: str
     size: int
-    mode: str
+    mode: Mode
     labels: list[str]
     recipe: dict[str, object]
     datasets: list[DatasetRef]
-    trained_model_metrics: dict[str, float]
+    trained_model_metrics: ModelMetrics
     source_revision: SourceRevision | None = None
 
 
@@ -131,7 +177,7 @@ class PromotionRecord(_Record):
     version: ModelVersion
     previous_version: ModelVersion | None = None
     time: float
-    kind: Literal["PIN", "POLICY"]
+    kind: PromotionKind
     reason: str
     flywheel_iteration_id: str | None = None
     spec_file: str | None = None
@@ -192,10 +238,8 @@ class Observed:
         if version is None:
             return None
         for record in reversed(self.completed()):
-            for named, metrics in ((record.trained_model_version, record.trained_model_metrics),
-                                   (record.evaluated_model_version,
-                                    record.evaluated_model_metrics)):
-                f1 = (metrics or {}).get("AverageF1Score")
+            for named, f1 in ((record.trained_model_version, record.trained_f1),
+                              (record.evaluated_model_version, record.active_f1)):
                 if named == version and f1 is not None:
                     return f1, record.flywheel_iteration_id
         return None
@@ -247,7 +291,7 @@ class Observed:
     def next_version(self, files: Iterable[str] = (), tracked: Iterable[str] = ()) -> str:
         """One past every version number anything knows (:meth:`known_versions`): a number is
         never given twice, even when a version record was deleted."""
-        numbers = [int(v[1:]) for v in self.known_versions(files, tracked)
+        numbers = [version_number(v) for v in self.known_versions(files, tracked)
                    if re.fullmatch(r"v[1-9][0-9]{0,8}", v)]
         return f"v{max(numbers, default=0) + 1}"
 
@@ -260,5 +304,6 @@ class Observed:
         return consumed
 
 
-def version_sort_key(version: str) -> int:
+def version_number(version: str) -> int:
+    """``v12`` -> 12: versions sort by this, never as text (``v10`` after ``v9``)."""
     return int(version[1:])

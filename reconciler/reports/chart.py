@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from reconciler.adapters.lake import Lake
 from reconciler.core.layout import chart_file
-from reconciler.core.state import IterationRecord
+from reconciler.core.spec import DatasetType
+from reconciler.core.state import IterationRecord, TestSource
 from reconciler.errors import StateError
 from reconciler.runtime.queries import FlywheelView
 
@@ -73,8 +74,8 @@ def _history(panel: SubFigure, name: str, completed: list[IterationRecord],
              active: str | None, active_note: str) -> None:
     ax = panel.subplots()
     steps = list(range(1, len(completed) + 1))
-    trained = [_f1(it.trained_model_metrics) for it in completed]
-    evaluated = [_f1(it.evaluated_model_metrics) for it in completed]
+    trained = [_nan(it.trained_f1) for it in completed]
+    evaluated = [_nan(it.active_f1) for it in completed]
     ax.plot(steps, trained, marker="o", color=COLOURS["trained"],
             label="new version, F1 when trained")
     if not all(math.isnan(f1) for f1 in evaluated):
@@ -172,14 +173,13 @@ def _same_test_data(a: IterationRecord, b: IterationRecord) -> bool:
     """Were both iterations scored on the same documents? (A holdout follows the training data.)"""
     if a.test_source != b.test_source:
         return False
-    if a.test_source == "TEST datasets":
-        return ({(d.name, d.md5) for d in a.datasets if d.type == "TEST"}
-                == {(d.name, d.md5) for d in b.datasets if d.type == "TEST"})
+    if a.test_source is TestSource.TEST_DATASETS:
+        return ({(d.name, d.md5) for d in a.datasets if d.type is DatasetType.TEST}
+                == {(d.name, d.md5) for d in b.datasets if d.type is DatasetType.TEST})
     return [(d.name, d.md5) for d in a.datasets] == [(d.name, d.md5) for d in b.datasets]
 
 
-def _f1(metrics: dict[str, float] | None) -> float:
-    value = (metrics or {}).get("AverageF1Score")
+def _nan(value: float | None) -> float:
     return float("nan") if value is None else value
 
 

@@ -19,13 +19,17 @@ from pathlib import Path
 from urllib.parse import quote
 
 from reconciler.adapters.lake import Lake
-from reconciler.core.state import IterationRecord, IterationStatus, PromotionRecord
+from reconciler.core.state import (
+    METRIC_NAMES,
+    IterationRecord,
+    IterationStatus,
+    ModelMetrics,
+    PromotionRecord,
+)
 from reconciler.errors import FlywheelError
 from reconciler.runtime.reconcile import FlywheelResult, ReconcileResult
 
 MARKER = "<!-- flywheel-reconciler report -->"
-METRICS = ("AverageF1Score", "AveragePrecision", "AverageRecall", "AverageAccuracy")
-F1 = "AverageF1Score"
 MAX_CHART_POINTS = 20  # the latest iterations only: more would crowd the comment's chart
 MISSING = "—"
 
@@ -108,8 +112,8 @@ def table(header: Iterable[str], rows: Iterable[Iterable[str]], *,
     return "\n".join(lines)
 
 
-def _metric(metrics: dict[str, float] | None, key: str = F1) -> float | None:
-    return (metrics or {}).get(key)
+def _metric(metrics: ModelMetrics | None, key: str) -> float | None:
+    return metrics.figures().get(key) if metrics is not None else None
 
 
 def _plural(count: int, word: str) -> str:
@@ -209,7 +213,7 @@ def iteration_facts(record: IterationRecord) -> str:
         source = f" ({md_text(record.test_source)})" if record.test_source else ""
         lines.append(f"- Documents: {record.number_of_train_documents} train, "
                      f"{record.number_of_test_documents} test{source}")
-    trained, active = _metric(record.trained_model_metrics), _metric(record.evaluated_model_metrics)
+    trained, active = record.trained_f1, record.active_f1
     if record.trained_model_version:
         lines.append(f"- Trained: {md_text(record.trained_model_version)}, "
                      f"F1 {number(trained)}")
@@ -233,7 +237,7 @@ def metrics_table(record: IterationRecord) -> str:
     header = ["Metric", _model_header("Trained", record.trained_model_version),
               _model_header("Active", record.evaluated_model_version), "Difference"]
     rows = [[key, number(_metric(trained, key)), number(_metric(active, key)),
-             difference(_metric(trained, key), _metric(active, key))] for key in METRICS]
+             difference(_metric(trained, key), _metric(active, key))] for key in METRIC_NAMES]
     return table(header, rows, right=(1, 2, 3))
 
 
@@ -335,19 +339,19 @@ def mermaid_f1_chart(completed: list[IterationRecord]) -> str:
     to compare with), and only when there are at least two of them to draw a line through.
     Otherwise the chart shows the trained F1 of every completed iteration alone.
     """
-    shown = [it for it in completed if _metric(it.trained_model_metrics) is not None]
+    shown = [it for it in completed if it.trained_f1 is not None]
     shown = shown[-MAX_CHART_POINTS:]
-    both = [it for it in shown if _metric(it.evaluated_model_metrics) is not None]
+    both = [it for it in shown if it.active_f1 is not None]
     if len(both) >= 2:
         points = both
-        series = [[_metric(it.trained_model_metrics) for it in both],
-                  [_metric(it.evaluated_model_metrics) for it in both]]
+        series = [[it.trained_f1 for it in both],
+                  [it.active_f1 for it in both]]
         caption = ("F1 across iterations (x: the version each iteration trained; first line: "
                    "the trained version, second line: the active model, both on that "
                    "iteration's test data).")
     else:
         points = shown
-        series = [[_metric(it.trained_model_metrics) for it in shown]]
+        series = [[it.trained_f1 for it in shown]]
         caption = ("F1 of the trained version across iterations (x: the version each iteration "
                    "trained; too few iterations had an active model to compare with).")
     values = [v for line in series for v in line if v is not None]
@@ -355,7 +359,7 @@ def mermaid_f1_chart(completed: list[IterationRecord]) -> str:
     labels = ", ".join(_mermaid_string(it.trained_model_version or it.flywheel_iteration_id)
                        for it in points)
     lines = ["```mermaid", "xychart-beta", '    title "F1 across iterations"',
-             f"    x-axis [{labels}]", f'    y-axis "{F1}" {low:.1f} --> 1']
+             f"    x-axis [{labels}]", f'    y-axis "AverageF1Score" {low:.1f} --> 1']
     lines += ["    line [" + ", ".join(f"{v:.4f}" for v in line) + "]" for line in series]
     lines.append("```")
     return caption + "\n\n" + "\n".join(lines)

@@ -38,10 +38,13 @@ from reconciler.core.state import (
     FlywheelStatus,
     IterationRecord,
     IterationStatus,
+    ModelMetrics,
     ModelVersionRecord,
     Observed,
+    PromotionKind,
     PromotionRecord,
     SourceRevision,
+    TestSource,
 )
 from reconciler.errors import (
     FlywheelError,
@@ -227,7 +230,7 @@ class IterationRun:
                                      f"{ref.md5} when planned, {problem}); retrying")
         self.record.number_of_train_documents = int(summary["numberOfTrainDocuments"])
         self.record.number_of_test_documents = int(summary["numberOfTestDocuments"])
-        self.record.test_source = str(summary["testSource"])
+        self.record.test_source = TestSource(summary["testSource"])
 
     def _archive(self, version: str, model_file: str, sha256: str) -> ModelVersionRecord:
         evaluation = read_json(self.root / str(self.ws.evaluation))
@@ -284,8 +287,8 @@ def finish_iteration(lake: Lake, record: IterationRecord, version: ModelVersionR
                      duration: float | None, source: SourceRevision | None) -> None:
     """Decide promotion, write the COMPLETED record, then apply the promotion and the history."""
     spec = spec_file.spec
-    trained_f1 = version.trained_model_metrics["AverageF1Score"]
-    active_f1 = (record.evaluated_model_metrics or {}).get("AverageF1Score")
+    trained_f1 = version.trained_model_metrics.average_f1_score
+    active_f1 = record.active_f1
     record.decision = decide(spec.promotion,
                              pinned_to=person_pin(spec, status, spec_file.policy_managed),
                              trained_f1=trained_f1, active_f1=active_f1)
@@ -299,14 +302,16 @@ def finish_iteration(lake: Lake, record: IterationRecord, version: ModelVersionR
     failpoint("iteration:completed")
     report(IterationFinished(spec.name, record))
     if record.decision.promote:
-        promote(lake, status, version.version, kind="POLICY", reason=record.decision.reason,
-                iteration_id=record.flywheel_iteration_id, spec_file=spec_file.path,
+        promote(lake, status, version.version, kind=PromotionKind.POLICY,
+                reason=record.decision.reason, iteration_id=record.flywheel_iteration_id,
+                spec_file=spec_file.path,
                 report=report, source=source)
         failpoint("iteration:promoted")
     lake.write_history(spec.name, lake.observe(spec.name).iterations)
 
 
-def promote(lake: Lake, status: FlywheelStatus, version: str, *, kind: str, reason: str,
+def promote(lake: Lake, status: FlywheelStatus, version: str, *, kind: PromotionKind,
+            reason: str,
             iteration_id: str | None, spec_file: str, report: Reporter,
             pinned: bool = False, source: SourceRevision | None = None) -> None:
     promotion = PromotionRecord(version=version, previous_version=status.active_model,
@@ -353,5 +358,5 @@ def recover(lake: Lake, observed: Observed, spec_file: SpecFile, status: Flywhee
     return changed
 
 
-def _comprehend_metrics(evaluation: dict) -> dict[str, float]:
-    return Evaluation.from_record(evaluation).comprehend_metrics()
+def _comprehend_metrics(evaluation: dict) -> ModelMetrics:
+    return ModelMetrics.model_validate(Evaluation.from_record(evaluation).comprehend_metrics())

@@ -36,6 +36,7 @@ from reconciler.core.state import (
     FlywheelStatus,
     IterationRecord,
     Observed,
+    PromotionKind,
     PromotionRecord,
     SourceRevision,
 )
@@ -259,19 +260,19 @@ def _apply(ctx: Context, spec_file: SpecFile, status: FlywheelStatus, action: Ac
         if status.write_back is not None and status.write_back.pending:
             status.write_back = status.write_back.model_copy(
                 update={"pending": False, "note": "superseded by a person's pin"})
-        promote(ctx.lake, status, action.version, kind="PIN", reason=action.reason,
+        promote(ctx.lake, status, action.version, kind=PromotionKind.PIN, reason=action.reason,
                 iteration_id=None, spec_file=spec_file.path, report=report, pinned=True,
                 source=source)
     elif isinstance(action, Unpin):
         status.pinned = False
         if action.version is not None and action.version != status.active_model:
-            promote(ctx.lake, status, action.version, kind="POLICY", reason=action.reason,
-                    iteration_id=action.iteration_id, spec_file=spec_file.path, report=report,
-                    source=source)
+            promote(ctx.lake, status, action.version, kind=PromotionKind.POLICY,
+                    reason=action.reason, iteration_id=action.iteration_id,
+                    spec_file=spec_file.path, report=report, source=source)
         else:
             ctx.lake.write_status(status)
     elif isinstance(action, ApplyDecision):
-        promote(ctx.lake, status, action.version, kind="POLICY", reason=action.reason,
+        promote(ctx.lake, status, action.version, kind=PromotionKind.POLICY, reason=action.reason,
                 iteration_id=action.iteration_id, spec_file=spec_file.path, report=report,
                 source=source)
     elif isinstance(action, WriteSpec):

@@ -147,8 +147,8 @@ def _message_fields(observed: Observed, spec_path: str, name: str, old: str | No
                     new: str) -> dict[str, str]:
     iteration = next((it for it in reversed(observed.iterations)
                       if it.trained_model_version == new), None)
-    trained = (iteration.trained_model_metrics or {}).get("AverageF1Score") if iteration else None
-    active = (iteration.evaluated_model_metrics or {}).get("AverageF1Score") if iteration else None
+    trained = iteration.trained_f1 if iteration else None
+    active = iteration.active_f1 if iteration else None
     promotion = next((p for p in reversed(observed.status.promotions if observed.status else [])
                       if p.version == new), None)
     return {
