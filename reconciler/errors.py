@@ -7,10 +7,22 @@ naming the file, the line and the field where that is known::
     ├── SpecError                      a spec file is malformed or invalid
     ├── DataError                      a dataset file has bad content (names the row)
     ├── StateError                     the observed state forbids the request (pin to a missing
-    │                                  version, a dataset changed after use, a tampered model file)
+    │   │                              version, a dataset changed after use, a tampered model file)
+    │   ├── NotFoundError              no such flywheel, iteration, version or repository
+    │   ├── ConflictError              someone else holds it now (a daemon already serving)
+    │   │   └── daemon.status.AlreadyRunning
+    │   └── adapters.git.GitError      git refused or failed
     ├── PipelineError                  a pipeline stage or DVC failed
     │   └── TransientError(delay)      a failure worth retrying later (a lock, a time-out)
+    ├── limits.LimitError              a FLYWHEEL_MAX_* variable is not a valid limit
     └── Stopped                        a stop was asked for (SIGTERM, Ctrl-C): not a failure
+
+Kept apart on purpose: ``core.spec.LocatedValueError`` and ``core.specedit.SpecEditError`` are
+plain ``ValueError``s of pure code, turned into a :class:`SpecError` with a file and line by the
+adapter that read the file; ``adapters.jsonio.JsonError`` likewise becomes a ``StateError``.
+A face maps the tree to its own terms in one place: the CLI to exit codes, an HTTP face to
+Comprehend's exception names (NotFoundError: ResourceNotFoundException, ConflictError:
+ResourceInUseException, SpecError and DataError: InvalidRequestException).
 
 Third-party exceptions are translated where they are caught (``raise ... from exc``).
 
@@ -97,6 +109,16 @@ class DataError(FlywheelError):
 
 class StateError(FlywheelError):
     """The observed state (the data lake) forbids what the spec asks for."""
+
+
+class NotFoundError(StateError):
+    """What a request names is not there: a flywheel, an iteration, a model version, a
+    repository."""
+
+
+class ConflictError(StateError):
+    """What a request needs is held by someone else now (a daemon already serving the
+    repository); worth asking again later."""
 
 
 class PipelineError(FlywheelError):

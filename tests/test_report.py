@@ -222,7 +222,8 @@ def test_second_report_compares_trained_and_active(runs: Runs) -> None:
     for key, new, old, delta in rows:
         assert [new, old] == [f1(trained, key), f1(active, key)]
         assert re.fullmatch(r"[+-]\d\.\d{4}", delta)
-        assert float(delta) == pytest.approx(trained.figures()[key] - active.figures()[key], abs=5e-5)
+        change = trained.figures()[key] - active.figures()[key]
+        assert float(delta) == pytest.approx(change, abs=5e-5)
     assert record.decision is not None
     verdict = "promoted v2" if record.decision.promote else "not promoted"
     assert f"**Decision**: {verdict}: {md_text(record.decision.reason)}" in packages

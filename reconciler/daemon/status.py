@@ -15,13 +15,13 @@ from typing import Any
 
 from reconciler.adapters.files import atomic_write_json, file_lock, read_json
 from reconciler.core.layout import WATCH_LOCK, WATCH_STATUS
-from reconciler.errors import FlywheelError, StateError, TransientError
+from reconciler.errors import ConflictError, StateError, TransientError
 
 STATUS_FILE = WATCH_STATUS
 LOCK_FILE = WATCH_LOCK
 
 
-class AlreadyRunning(FlywheelError):
+class AlreadyRunning(ConflictError):
     """Another daemon serves this repository."""
 
 

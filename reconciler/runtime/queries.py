@@ -17,7 +17,7 @@ from reconciler.adapters.loader import SpecFile, load_specs
 from reconciler.core.planner import Iterate, Plan
 from reconciler.core.policy import inactive_reason
 from reconciler.core.state import IterationRecord, Observed
-from reconciler.errors import FlywheelError, StateError
+from reconciler.errors import FlywheelError, NotFoundError
 from reconciler.runtime.reconcile import plan_for, read_inputs
 
 
@@ -126,7 +126,7 @@ def view(root: Path, name: str, *, records: bool = False) -> FlywheelView:
     (``iterations``, ``iteration``, ``describe``: never an empty history for a corrupt one)."""
     found = [v for v in all_views(root, {name}) if v.name == name]
     if not found:
-        raise StateError(f"no flywheel named {name!r} under specs/")
+        raise NotFoundError(f"no flywheel named {name!r} under specs/")
     if records and found[0].lake_error is not None:
         raise found[0].lake_error
     return found[0]
@@ -141,7 +141,7 @@ def iteration(view_: FlywheelView, iteration_id: str) -> IterationRecord:
     records = view_.observed.iterations
     if iteration_id == LATEST:
         if not records:
-            raise StateError(f"flywheel {view_.name!r} has no iteration yet (run `flywheel "
+            raise NotFoundError(f"flywheel {view_.name!r} has no iteration yet (run `flywheel "
                              f"reconcile {view_.name}`)")
         return records[-1]
     for record in records:
@@ -149,4 +149,4 @@ def iteration(view_: FlywheelView, iteration_id: str) -> IterationRecord:
             return record
     known = ", ".join([LATEST, *(r.flywheel_iteration_id for r in reversed(records))]
                       if records else ["none"])
-    raise StateError(f"flywheel {view_.name!r} has no iteration {iteration_id} (known: {known})")
+    raise NotFoundError(f"flywheel {view_.name!r} has no iteration {iteration_id} (known: {known})")
