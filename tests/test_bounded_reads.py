@@ -19,9 +19,10 @@ import pytest
 from conftest import FLYWHEEL, Run, bundled_rows, write_csv
 
 from reconciler.adapters import jsonio
-from reconciler.cli.render import LineWriter, print_json
+from reconciler.cli.render import print_json
 from reconciler.core.state import IterationRecord
 from reconciler.errors import FlywheelError, StateError
+from reconciler.runtime.logs import LineWriter
 
 DEEP = "[" * 100_000 + "]" * 100_000
 

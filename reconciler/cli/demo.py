@@ -17,10 +17,11 @@ from rich.console import Console
 
 from reconciler.adapters import git
 from reconciler.adapters.lake import Lake
-from reconciler.cli.render import Progress, iterations_table, log_format, reconcile_summary
+from reconciler.cli.render import Progress, iterations_table, reconcile_summary
 from reconciler.errors import FlywheelError
 from reconciler.gitops.scaffold import init_repository
 from reconciler.reports.chart import default_chart_path, write_chart
+from reconciler.runtime.logs import log_format
 from reconciler.runtime.queries import view
 from reconciler.runtime.reconcile import reconcile
 

@@ -197,7 +197,7 @@ def _run_reconcile(root: Path, names: set[str], err: Console, *, log_format: str
         reconcile_summary,
         summary_fields,
     )
-    from reconciler.cli.render import log_format as resolve_format
+    from reconciler.runtime.logs import log_format as resolve_format
     from reconciler.runtime.reconcile import reconcile
     from reconciler.runtime.stopping import StopRequest, graceful_signals
 
@@ -248,8 +248,8 @@ def _publish_hint(root: Path) -> str | None:
 
 
 def _watch(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from reconciler.cli.render import LineWriter, log_format
     from reconciler.daemon.loop import WatchDaemon, WatchOptions
+    from reconciler.runtime.logs import LineWriter, log_format
 
     if args.max_iterations < 1:
         raise FlywheelError("--max-iterations must be at least 1")

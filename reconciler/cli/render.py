@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
-import threading
 import time
 from typing import Any, TextIO
 
@@ -19,14 +17,9 @@ from reconciler.errors import FlywheelError
 from reconciler.runtime.classify import Classification
 from reconciler.runtime.events import (
     Event,
-    Failed,
-    IterationFinished,
-    IterationStarted,
-    Planned,
-    Promoted,
     StageStarted,
-    WroteBack,
 )
+from reconciler.runtime.logs import LineWriter, action_text, event_fields
 from reconciler.runtime.queries import FlywheelView
 from reconciler.runtime.reconcile import ReconcileResult
 
@@ -42,83 +35,11 @@ def print_json(data: Any, out: TextIO = sys.stdout) -> None:
     out.write(text + "\n")
 
 
-def _finite(data: Any) -> Any:
-    """``data`` with every NaN or infinity replaced by None (for log lines, which never fail)."""
-    if isinstance(data, float) and not math.isfinite(data):
-        return None
-    if isinstance(data, dict):
-        return {key: _finite(value) for key, value in data.items()}
-    if isinstance(data, list | tuple):
-        return [_finite(value) for value in data]
-    return data
-
-
 def f1(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
 # reconcile progress ---------------------------------------------------------------------------
-
-
-LOG_FORMATS = ("auto", "pretty", "plain", "json")
-
-
-def log_format(requested: str, console: Console) -> str:
-    """``auto`` means pretty on a terminal and key=value lines anywhere else."""
-    if requested != "auto":
-        return requested
-    return "pretty" if console.is_terminal else "plain"
-
-
-class LineWriter:
-    """One line per event, safe to call from several threads.
-
-    ``plain``: ``ts=… event=… key=value`` (values with spaces are JSON-quoted); ``json``: one JSON
-    object per line with the same keys; ``pretty``: coloured text for a terminal.
-    """
-
-    def __init__(self, console: Console, fmt: str) -> None:
-        self.console = console
-        self.fmt = fmt
-        self._lock = threading.Lock()
-
-    def write(self, fields: dict[str, Any]) -> None:
-        if "ts" not in fields:
-            fields = {"ts": timestamp(), **fields}
-        if self.fmt == "pretty":
-            with self._lock:
-                self.console.print(_pretty_line(fields), highlight=False, soft_wrap=True)
-            return
-        if self.fmt == "json":
-            try:
-                line = json.dumps(fields, ensure_ascii=False, allow_nan=False)
-            except ValueError:  # strict JSON lines: a non-finite number becomes null
-                line = json.dumps(_finite(fields), ensure_ascii=False, allow_nan=False)
-        else:
-            line = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
-        with self._lock:  # machine-read lines go out verbatim: no markup, emoji or wrapping
-            self.console.file.write(line + "\n")
-            self.console.file.flush()
-
-
-def timestamp(now: float | None = None) -> str:
-    """UTC ISO-8601 with milliseconds, the ``ts`` of every log line."""
-    now = time.time() if now is None else now
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
-
-
-_STYLES = {"error": "red", "promoted": "green", "iteration.finished": "cyan",
-           "recovered": "green", "stopping": "yellow", "stopped": "yellow"}
-
-
-def _pretty_line(fields: dict[str, Any]) -> str:
-    name = fields.get("flywheel", "")
-    event = fields.get("event", "")
-    detail = " ".join(f"{k}={_text(v)}" for k, v in fields.items()
-                      if k not in ("ts", "event", "flywheel"))
-    clock = str(fields.get("ts", ""))[11:19]
-    head = f"[dim]{clock}[/] " + (f"[bold]{escape(str(name))}[/] " if name else "")
-    return f"{head}[{_STYLES.get(event, 'default')}]{event}[/] {escape(detail)}"
 
 
 class Progress:
@@ -148,84 +69,6 @@ class Progress:
         if self.status is not None:
             self.status.stop()
             self.status = None
-
-
-def event_fields(event: Event) -> dict[str, Any] | None:
-    """The fields of one reconcile event's log line (numbers stay numbers for JSON)."""
-    if isinstance(event, Planned):
-        if event.plan.up_to_date:
-            return {"event": "up-to-date", "flywheel": event.flywheel,
-                    "note": "; ".join(event.plan.notes) or "nothing to do"}
-        return {"event": "planned", "flywheel": event.flywheel,
-                "actions": "; ".join(_action_text(a) for a in event.plan.actions) or "none",
-                **({"note": "; ".join(event.plan.notes)} if event.plan.notes else {})}
-    if isinstance(event, IterationStarted):
-        return {"event": "iteration.started", "flywheel": event.flywheel,
-                "iteration": event.iteration_id, "reason": event.reason,
-                "train_docs": event.documents[0], "test_docs": event.documents[1]}
-    if isinstance(event, StageStarted):
-        return {"event": "stage.started", "flywheel": event.flywheel,
-                "iteration": event.iteration_id, "stage": event.stage}
-    if isinstance(event, IterationFinished):
-        r = event.record
-        fields: dict[str, Any] = {"event": "iteration.finished", "flywheel": event.flywheel,
-                                  "iteration": r.flywheel_iteration_id, "status": r.status.value}
-        if r.trained_model_version:
-            fields |= {"trained": r.trained_model_version,
-                       "trained_f1": _rounded(r.trained_f1),
-                       "active": r.evaluated_model_version or "none",
-                       "active_f1": _rounded(r.active_f1)}
-        if r.decision:
-            fields["decision"] = r.decision.reason
-        if r.status.value != "COMPLETED":
-            fields["message"] = r.message
-        if r.duration_seconds is not None:
-            fields["seconds"] = round(r.duration_seconds, 1)
-        return fields
-    if isinstance(event, Promoted):
-        p = event.promotion
-        return {"event": "promoted", "flywheel": event.flywheel, "version": p.version,
-                "previous": p.previous_version or "none", "kind": p.kind, "reason": p.reason}
-    if isinstance(event, WroteBack):
-        return {"event": "wrote-back", "flywheel": event.flywheel, "version": event.version,
-                "previous": event.previous or "none", "file": event.spec_file,
-                "commit": (event.commit or "not committed")[:12],
-                **({"pushed": event.pushed} if event.pushed else {})}
-    if isinstance(event, Failed):
-        return {"event": "error", "flywheel": event.flywheel or "-", "error": str(event.error),
-                "kind": event.error.kind}
-    return None
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
-def _action_text(action: object) -> str:
-    if isinstance(action, Iterate):
-        return f"iterate ({action.reason})"
-    if isinstance(action, WriteSpec):
-        return f"write {action.version} back to the spec"
-    if isinstance(action, Acknowledge):
-        return f"answer request {action.request} ({action.reason})"
-    if isinstance(action, Pin):
-        return f"pin {action.version}"
-    if isinstance(action, Unpin):
-        return f"unpin, promote {action.version}" if action.version else "unpin"
-    if isinstance(action, ApplyDecision):
-        return f"promote {action.version}"
-    return str(action)
-
-
-def _text(value: object) -> str:
-    return "—" if value is None else str(value)
-
-
-def _quote(value: object) -> str:
-    text = _text(value)
-    if not text or any(c in text for c in ' "=\t\n'):
-        return json.dumps(text, ensure_ascii=False)
-    return text
 
 
 def summary_fields(result: ReconcileResult) -> dict[str, Any]:
@@ -334,7 +177,7 @@ def plan_table(views: list[FlywheelView]) -> Table:
             detail = escape(str(v.error))
         else:
             assert v.plan is not None
-            lines = [escape(_action_text(a)) for a in v.plan.actions]
+            lines = [escape(action_text(a)) for a in v.plan.actions]
             lines += [f"[dim]{escape(note)}[/]" for note in v.plan.notes]
             detail = "\n".join(lines) or "nothing to do"
         table.add_row(v.name, f"[{colours[state]}]{state}[/]", detail)

@@ -31,12 +31,12 @@ from watchdog.observers.api import ObservedWatch
 from reconciler import limits
 from reconciler.adapters.datasets import resolve_inside
 from reconciler.adapters.lake import Lake
-from reconciler.cli.render import LineWriter
 from reconciler.core.layout import DATA_DIR, REQUESTS_DIR, SPECS_DIR
 from reconciler.core.planner import Iterate
 from reconciler.daemon.status import single_instance, write_status
 from reconciler.daemon.triggers import ChangeFilter, ChangeHandler, Trigger, Wake
 from reconciler.daemon.workers import Fields, Worker
+from reconciler.runtime.logs import LineWriter
 from reconciler.runtime.queries import FlywheelView, all_views
 from reconciler.runtime.stopping import StopRequest, graceful_signals
 
