@@ -228,6 +228,12 @@ class Observed:
     def latest(self) -> IterationRecord | None:
         return self.iterations[-1] if self.iterations else None
 
+    @property
+    def unfinished(self) -> bool:
+        """Whether an iteration has not reached a terminal status (it is running, or the
+        reconciler running it stopped or died): the next reconcile has to finish it."""
+        return any(not it.status.terminal for it in self.iterations)
+
     def completed(self) -> list[IterationRecord]:
         return [it for it in self.iterations if it.status is IterationStatus.COMPLETED]
 
