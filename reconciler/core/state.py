@@ -230,8 +230,8 @@ class Observed:
 
     @property
     def unfinished(self) -> bool:
-        """Whether an iteration has not reached a terminal status (it is running, or the
-        reconciler running it stopped or died): the next reconcile has to finish it."""
+        """Whether an iteration has not reached a terminal status (it is training, evaluating
+        or being stopped, or the reconciler running it died): a reconcile has to finish it."""
         return any(not it.status.terminal for it in self.iterations)
 
     def completed(self) -> list[IterationRecord]:
