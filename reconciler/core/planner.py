@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.core.policy import policy_choice
 from reconciler.core.spec import FlywheelSpec
@@ -37,11 +38,25 @@ class Iterate:
     reason: str
     request: str | None = None  # the `flywheel iterate` request this answers
 
+    def summary(self) -> str:
+        return f"iterate ({self.reason})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Action": "ITERATE", "Reason": self.reason,
+                "NewDatasets": list(self.new_datasets), "Attempt": self.attempt,
+                **({"Request": self.request} if self.request else {})}
+
 
 @dataclass(frozen=True)
 class Pin:
     version: str
     reason: str
+
+    def summary(self) -> str:
+        return f"pin {self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Action": "PIN", "Version": self.version, "Reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,13 @@ class Unpin:
     version: str | None = None
     iteration_id: str | None = None
 
+    def summary(self) -> str:
+        return f"unpin, promote {self.version}" if self.version else "unpin"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Action": "UNPIN", "Reason": self.reason,
+                **({"Version": self.version} if self.version else {})}
+
 
 @dataclass(frozen=True)
 class ApplyDecision:
@@ -62,6 +84,13 @@ class ApplyDecision:
     version: str
     reason: str
 
+    def summary(self) -> str:
+        return f"promote {self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Action": "PROMOTE", "Version": self.version, "Reason": self.reason,
+                "FlywheelIterationId": self.iteration_id}
+
 
 @dataclass(frozen=True)
 class WriteSpec:
@@ -69,6 +98,12 @@ class WriteSpec:
 
     version: str
     reason: str
+
+    def summary(self) -> str:
+        return f"write {self.version} back to the spec"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Action": "WRITE_BACK", "Version": self.version, "Reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -78,7 +113,15 @@ class Acknowledge:
     request: str
     reason: str
 
+    def summary(self) -> str:
+        return f"answer request {self.request} ({self.reason})"
 
+    def to_json(self) -> dict[str, Any]:
+        return {"Action": "ACKNOWLEDGE", "Request": self.request, "Reason": self.reason}
+
+
+#: Every action answers ``summary()`` (one line for people: ``flywheel plan``) and
+#: ``to_json()`` (its entry in ``flywheel plan -o json``'s ``Actions``).
 Action = Iterate | Pin | Unpin | ApplyDecision | WriteSpec | Acknowledge
 
 
