@@ -8,16 +8,20 @@ says the file is the one recorded, not that it is harmless; and every type named
 must be one we put there ourselves (a file carrying any other type is refused, whatever skops
 would trust). skops and scikit-learn are imported only once a file has passed all three (they
 take seconds to import), so a refusal is quick.
+
+The same holds for a model held as bytes (:func:`model_bytes`, :func:`load_model_bytes`): what a
+worker without the repository computes and sends back, or is sent to score.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from reconciler import limits
 from reconciler.adapters import jsonio
@@ -46,19 +50,32 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
 })
 
 
-def save_model(pipeline: Pipeline, path: Path) -> str:
-    """Write the model (atomically, via a temp file) and return its SHA-256.
-
-    The file is :func:`canonical_archive` of what skops writes, so the same fitted model gives
-    the same bytes in every process and on every run (``dvc repro`` leaves ``dvc.lock`` alone).
-    """
+def model_bytes(pipeline: Pipeline) -> bytes:
+    """The model file's bytes, in memory: :func:`canonical_archive` of what skops writes, so the
+    same fitted model gives the same bytes in every process and on every run (``dvc repro``
+    leaves ``dvc.lock`` alone)."""
     import skops.io as sio
 
+    return canonical_archive(sio.dumps(pipeline))
+
+
+def bytes_sha256(data: bytes) -> str:
+    """The SHA-256 a model file of these bytes has (what :func:`sha256_of` gives for it)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_model_bytes(data: bytes, path: Path) -> str:
+    """Write model bytes (atomically, via a temp file) and return the file's SHA-256."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
-    temp.write_bytes(canonical_archive(sio.dumps(pipeline)))
+    temp.write_bytes(data)
     temp.replace(path)
     return sha256_of(path)
+
+
+def save_model(pipeline: Pipeline, path: Path) -> str:
+    """Write the model (:func:`model_bytes`, atomically) and return its SHA-256."""
+    return write_model_bytes(model_bytes(pipeline), path)
 
 
 #: Every member's timestamp in a canonical archive: the earliest a zip entry can hold.
@@ -114,6 +131,7 @@ def _member_order(name: str) -> tuple[int, str]:
 
 
 def load_model(path: Path, expected_sha256: str | None = None, *, display: str = "") -> Pipeline:
+    """The model in a model file, once it passed the three checks (see the module docstring)."""
     display = display or str(path)
     if not path.exists():
         raise StateError("model file is missing (run `dvc pull` to fetch it from the remote)",
@@ -121,12 +139,28 @@ def load_model(path: Path, expected_sha256: str | None = None, *, display: str =
     if not path.is_file():  # a folder, a FIFO or a device (/dev/zero would never end hashing)
         raise StateError("model file is not a regular file", file=display)
     if expected_sha256 is not None:
-        actual = sha256_of(path)
-        if actual != expected_sha256:
-            raise StateError(f"model file was modified: sha256 {actual} does not match the "
-                             f"recorded {expected_sha256}", file=display)
-    check_archive(path, display)
-    types = _schema_types(path, display)
+        _check_sha256(sha256_of(path), expected_sha256, display)
+    return _checked_load(path, display)
+
+
+def load_model_bytes(data: bytes, expected_sha256: str | None = None, *,
+                     display: str = "model") -> Pipeline:
+    """:func:`load_model` of a model file's bytes, held in memory (no file is read): the same
+    hash, archive bounds and type allow-list checks, in the same order."""
+    if expected_sha256 is not None:
+        _check_sha256(bytes_sha256(data), expected_sha256, display)
+    return _checked_load(data, display)
+
+
+def _check_sha256(actual: str, expected: str, display: str) -> None:
+    if actual != expected:
+        raise StateError(f"model file was modified: sha256 {actual} does not match the "
+                         f"recorded {expected}", file=display)
+
+
+def _checked_load(source: Path | bytes, display: str) -> Pipeline:
+    check_archive(source, display)
+    types = _schema_types(source, display)
     untrusted = sorted(types - TRUSTED_TYPES)
     if untrusted:
         raise StateError(f"model file holds untrusted types: {', '.join(untrusted[:5])}",
@@ -135,13 +169,21 @@ def load_model(path: Path, expected_sha256: str | None = None, *, display: str =
     from sklearn.pipeline import Pipeline
 
     try:
-        model = sio.load(path, trusted=sorted(types))
+        if isinstance(source, bytes):
+            model = sio.loads(source, trusted=sorted(types))
+        else:
+            model = sio.load(source, trusted=sorted(types))
     except Exception as exc:  # skops raises many kinds on a corrupt file
         raise StateError(f"cannot load model file: {exc}", file=display) from exc
     if not isinstance(model, Pipeline):
         raise StateError(f"model file holds a {type(model).__name__}, not a Pipeline",
                          file=display)
     return model
+
+
+def _zip_source(source: Path | bytes) -> Path | IO[bytes]:
+    """What :class:`zipfile.ZipFile` opens: the file, or the bytes held in memory."""
+    return io.BytesIO(source) if isinstance(source, bytes) else source
 
 
 #: Bounds on what loading one model file may read and allocate (besides
@@ -154,8 +196,9 @@ RATIO_FLOOR = 1 << 20
 SCHEMA_DEPTH = 64
 
 
-def check_archive(path: Path, display: str) -> None:
-    """Refuse a model file that would unpack or allocate more than the bounds allow.
+def check_archive(source: Path | bytes, display: str) -> None:
+    """Refuse a model file (a path, or its bytes) that would unpack or allocate more than the
+    bounds allow.
 
     Checked from the zip's own directory and each array's header, before anything is unpacked:
     at most :data:`MAX_MEMBERS` members, at most :data:`limits.MODEL_BYTES` in all, no member
@@ -165,7 +208,7 @@ def check_archive(path: Path, display: str) -> None:
     the record limit and :data:`SCHEMA_DEPTH` levels.
     """
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(_zip_source(source)) as archive:
             _check_members(archive, display, "", nested=False)
     except StateError:
         raise
@@ -219,9 +262,9 @@ def _check_array(member: Any, info: zipfile.ZipInfo, display: str, where: str) -
                          f"{count * dtype.itemsize} bytes in {info.file_size}", file=display)
 
 
-def _schema_types(path: Path, display: str) -> set[str]:
+def _schema_types(source: Path | bytes, display: str) -> set[str]:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(_zip_source(source)) as archive:
             info = archive.getinfo("schema.json")
             if info.file_size > limits.RECORD_BYTES.value():
                 raise StateError(f"model file schema.json is {info.file_size} bytes; the limit "

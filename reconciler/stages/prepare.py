@@ -6,16 +6,21 @@ MD5 and the counts it writes to ``prepare.json`` are therefore those of exactly 
 documents came from, even when the file is appended to while the stage runs; the reconciler
 compares them with what it planned with (:class:`reconciler.runtime.iteration.IterationRun`),
 and a file that changed fails the iteration, retryably.
+
+Reading the datasets is the stage's work, and it is file work; :func:`summarize` is the part
+that is not: what ``prepare.json`` holds, from the corpus and what was read (no file touched).
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from reconciler import limits
-from reconciler.adapters.datasets import load_corpus, resolve_inside
+from reconciler.adapters.datasets import Corpus, load_corpus, resolve_inside
 from reconciler.adapters.files import atomic_write_json
 from reconciler.core.layout import snapshot_dir
 from reconciler.errors import DataError
@@ -35,13 +40,19 @@ def run(params_file: str) -> None:
         shutil.rmtree(snapshot, ignore_errors=True)
     write_jsonl(params.path(ws.train_data), corpus.train)
     write_jsonl(params.path(ws.test_data), corpus.test)
-    atomic_write_json(params.path(ws.prepare_summary), {
+    atomic_write_json(params.path(ws.prepare_summary), summarize(corpus, read))
+
+
+def summarize(corpus: Corpus, datasets: Mapping[str, tuple[str, int]]) -> dict[str, Any]:
+    """What ``prepare.json`` holds: the corpus's counts and test source, and each dataset read
+    (its path, in spec order, to the MD5 and size of the bytes its documents came from)."""
+    return {
         "numberOfTrainDocuments": len(corpus.train),
         "numberOfTestDocuments": len(corpus.test),
         "testSource": corpus.test_source,
         "datasets": [{"path": path, "md5": md5, "size": size}
-                     for path, (md5, size) in read.items()],
-    })
+                     for path, (md5, size) in datasets.items()],
+    }
 
 
 def _snapshot(root: Path, relative: str, snapshot: Path) -> tuple[str, int]:

@@ -28,6 +28,7 @@ from reconciler.core.spec import (
     LinearSvmRecipe,
     LogisticRegressionRecipe,
     Mode,
+    TaskConfig,
 )
 from reconciler.stages.calibration import CalibratedClassifier, raw_score_kind
 from reconciler.stages.calibration import raw_scores as classifier_raw_scores
@@ -150,13 +151,19 @@ def _decode(predicted: np.ndarray, mode: Mode, labels: Sequence[str]) -> list[fr
 
 def evaluate(pipeline: Pipeline, documents: Sequence[Document], spec: FlywheelSpec,
              model_labels: Sequence[str]) -> Evaluation:
-    """Score a model on test documents over the spec's declared labels.
+    """:func:`score` over ``spec``'s task."""
+    return score(pipeline, documents, spec.task, model_labels)
+
+
+def score(pipeline: Pipeline, documents: Sequence[Document], task: TaskConfig,
+          model_labels: Sequence[str]) -> Evaluation:
+    """Score a model on test documents over the task's declared labels.
 
     ``model_labels`` is the label order the model was trained with (it decodes MULTI_LABEL
-    indicator columns); the metrics are always computed over the spec's labels. A model that
+    indicator columns); the metrics are always computed over the task's labels. A model that
     gives probabilities is also scored for calibration (Brier score, expected calibration error).
     """
-    mode = spec.task.mode
+    mode = task.mode
     features = pipeline[:-1].transform([d.text for d in documents])  # once, for both
     classifier = pipeline[-1]
     predicted = _decode(classifier.predict(features), mode, model_labels)
@@ -164,7 +171,7 @@ def evaluate(pipeline: Pipeline, documents: Sequence[Document], spec: FlywheelSp
     if hasattr(classifier, "predict_proba"):
         probabilities = _by_label(classifier.predict_proba(features),
                                   _column_labels(classifier, mode, model_labels))
-    return score_predictions(mode.value, spec.task.labels, [d.labels for d in documents],
+    return score_predictions(mode.value, task.labels, [d.labels for d in documents],
                              predicted, probabilities)
 
 
