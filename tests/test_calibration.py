@@ -177,12 +177,16 @@ def test_calibrated_model_file_loads_only_while_its_type_is_on_the_allow_list(
     assert isinstance(loaded[-1], CalibratedClassifier)
     np.testing.assert_array_equal(loaded.predict_proba(texts), pipeline.predict_proba(texts))
     np.testing.assert_array_equal(loaded[-1].slopes_, pipeline[-1].slopes_)
+    from_bytes = modelfile.load_model_bytes(path.read_bytes(), sha)  # a worker's way: in memory
+    np.testing.assert_array_equal(from_bytes.predict_proba(texts), pipeline.predict_proba(texts))
 
     # The allow-list is what lets it in: without the entry, the same file is refused.
     monkeypatch.setattr(modelfile, "TRUSTED_TYPES", modelfile.TRUSTED_TYPES - {
         "reconciler.stages.calibration.CalibratedClassifier"})
     with pytest.raises(StateError, match=r"untrusted types: reconciler\.stages\.calibration"):
         modelfile.load_model(path, sha)
+    with pytest.raises(StateError, match=r"untrusted types: reconciler\.stages\.calibration"):
+        modelfile.load_model_bytes(path.read_bytes(), sha)
     monkeypatch.undo()
 
     # A file whose calibrator was swapped for another class of the same module is refused too.

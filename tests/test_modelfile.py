@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import zipfile
@@ -13,8 +14,16 @@ from conftest import bundled_rows
 
 from reconciler.core.spec import Features, LinearSvmRecipe, Mode
 from reconciler.errors import StateError
-from reconciler.stages import recipes
-from reconciler.stages.modelfile import TRUSTED_TYPES, _schema_types, load_model, save_model
+from reconciler.stages import modelfile, recipes
+from reconciler.stages.modelfile import (
+    TRUSTED_TYPES,
+    _schema_types,
+    bytes_sha256,
+    load_model,
+    load_model_bytes,
+    model_bytes,
+    save_model,
+)
 
 LABELS = ["games", "math", "sound", "video"]
 # Non-ASCII terms and multi-byte characters must survive the compact vocabulary encoding.
@@ -92,3 +101,44 @@ def test_foreign_type_in_schema_is_refused(tmp_path: Path) -> None:
             dst.writestr(item, data)
     with pytest.raises(StateError, match=r"untrusted types: os\.system"):
         load_model(bad)
+
+
+# -- the same model as bytes in memory (what a worker without the repository sends back) --------
+
+
+def test_model_bytes_are_the_file_and_load_back_without_a_file(tmp_path: Path) -> None:
+    pipeline, texts = fitted(tmp_path, Mode.MULTI_LABEL)
+    path = tmp_path / "model.skops"
+    sha = save_model(pipeline, path)
+    data = model_bytes(pipeline)
+    assert data == path.read_bytes() == model_bytes(pipeline)
+    assert bytes_sha256(data) == sha
+    loaded = load_model_bytes(data, sha)
+    np.testing.assert_array_equal(loaded.predict(texts), pipeline.predict(texts))
+    np.testing.assert_array_equal(loaded.predict_proba(texts), pipeline.predict_proba(texts))
+
+
+def test_model_bytes_are_refused_as_a_file_is(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline, _ = fitted(tmp_path)
+    data = model_bytes(pipeline)
+    with pytest.raises(StateError, match=f"does not match the recorded {bytes_sha256(data)}"):
+        load_model_bytes(data + b"\0", bytes_sha256(data))
+    with pytest.raises(StateError, match="pickle and other formats are refused"):
+        load_model_bytes(pickle.dumps(pipeline))
+    foreign = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(foreign, "w") as dst:
+        for item in src.infolist():
+            content = src.read(item.filename)
+            if item.filename == "schema.json":
+                schema = json.loads(content)
+                schema["__module__"], schema["__class__"] = "os", "system"
+                content = json.dumps(schema).encode("utf-8")
+            dst.writestr(item, content)
+    with pytest.raises(StateError, match=r"untrusted types: os\.system") as refused:
+        load_model_bytes(foreign.getvalue(), display="model v7")
+    assert "model v7" in str(refused.value)
+    # The archive bounds are checked on bytes too, before skops reads anything.
+    monkeypatch.setattr(modelfile, "MAX_MEMBERS", 2)
+    with pytest.raises(StateError, match=r"members; at most 2 are loaded"):
+        load_model_bytes(data)
