@@ -16,9 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from sklearn.pipeline import Pipeline
+from typing import TYPE_CHECKING, Any
 
 from reconciler.adapters.files import atomic_write_json
 from reconciler.core.documents import Document
@@ -27,6 +25,9 @@ from reconciler.failpoints import failpoint
 from reconciler.stages import recipes
 from reconciler.stages.modelfile import bytes_sha256, model_bytes, write_model_bytes
 from reconciler.stages.params import read_jsonl, read_params
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 
 @dataclass(frozen=True)
