@@ -9,36 +9,34 @@ read-only path as ``flywheel list``; nothing is written). A flywheel that needs 
 worker — a child process running the one ``reconcile()`` for that flywheel — unless one is
 running already (the pass after it ends looks again, so an edit made during an iteration is
 never lost), its dataset files are still being written (``settle``), the iteration slots are
-full, or another reconciler holds the flywheel. Every pass is level-triggered: it looks at the
-state, not at which events arrived, so a missed event costs nothing and the periodic resync is
-only a safety net.
+full, or another reconciler holds the flywheel (those rules are :func:`.dispatch.decide`, pure;
+this loop measures what they need). Every pass is level-triggered: it looks at the state, not at
+which events arrived, so a missed event costs nothing and the periodic resync is only a safety
+net.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-from watchdog.observers import Observer
-from watchdog.observers.api import ObservedWatch
 
 from reconciler import limits
 from reconciler.adapters.datasets import resolve_inside
 from reconciler.adapters.lake import Lake
-from reconciler.core.layout import DATA_DIR, REQUESTS_DIR, SPECS_DIR
-from reconciler.core.planner import Iterate
-from reconciler.daemon.status import single_instance, write_status
+from reconciler.daemon.dispatch import Facts, FlywheelState, JobKind, Start, WatchOptions, decide
+from reconciler.daemon.status import Counters, single_instance, status_document, write_status
 from reconciler.daemon.triggers import ChangeFilter, ChangeHandler, Trigger, Wake
+from reconciler.daemon.watching import FolderWatches, route_watchdog_logs
 from reconciler.daemon.workers import Fields, Worker
 from reconciler.runtime.logs import LineWriter
 from reconciler.runtime.queries import FlywheelView, all_views
 from reconciler.runtime.stopping import StopRequest, graceful_signals
+
+__all__ = ["JobKind", "WatchDaemon", "WatchOptions"]
 
 #: How long a worker that was cut short (SIGINT) gets before it is killed.
 KILL_AFTER = 10.0
@@ -46,53 +44,24 @@ KILL_AFTER = 10.0
 PASS_RETRY = 5.0
 
 
-@dataclass(frozen=True)
-class WatchOptions:
-    quiet: float = 0.25  # seconds without events that end a burst
-    max_delay: float = 2.0  # a burst is acted on after this long even if events keep coming
-    settle: float = 1.0  # dataset files must be unchanged this long before an iteration
-    resync: float = 300.0  # full pass even without events
-    grace: float = 60.0  # on shutdown, how long running stages get to finish
-    max_iterations: int = 1  # iterations at once (DVC serialises them anyway)
-    busy_retry: float = 2.0  # look again this soon when another reconciler holds a flywheel
-    failure_backoff: float = 5.0  # first pause after a failed job, doubled up to ``resync``
-
-
-@dataclass
-class Counters:
-    passes: int = 0
-    jobs: int = 0
-    iterations: int = 0
-    promotions: int = 0
-    failures: int = 0
-
-
-@dataclass
-class FlywheelState:
-    """What the daemon remembers about one flywheel between passes."""
-
-    waiting: str | None = None  # why the work it needs has not started (logged on change)
-    failures: int = 0  # failed jobs in a row for the same plan
-    failed_plan: str | None = None
-    not_before: float = 0.0  # monotonic time before which no new job starts
-
-
-@dataclass
 class WatchDaemon:
-    root: Path
-    options: WatchOptions
-    lines: LineWriter
-    job_args: list[str] = field(default_factory=list)  # passed on to each `flywheel reconcile`
-    trigger: Trigger = field(init=False)
-    stop: StopRequest = field(default_factory=StopRequest)
+    """The loop: it owns every piece of state below; the other threads only poke it."""
 
-    def __post_init__(self) -> None:
-        self.root = self.root.resolve()
-        self.trigger = Trigger(quiet=self.options.quiet, max_delay=self.options.max_delay)
-        self.force = threading.Event()
-        self.workers: dict[str, Worker] = {}
+    def __init__(self, root: Path, options: WatchOptions, lines: LineWriter, *,
+                 job_args: list[str] | None = None, stop: StopRequest | None = None) -> None:
+        self.root = root.resolve()
+        self.options = options
+        self.lines = lines
+        self.job_args = list(job_args or [])  # passed on to each `flywheel reconcile`
+        self.stop = stop or StopRequest()
+        self.trigger = Trigger(quiet=options.quiet, max_delay=options.max_delay)
+        self.watches = FolderWatches(self.root, ChangeHandler(ChangeFilter(self.root),
+                                                              self.trigger),
+                                     log=self.log, resync=options.resync)
+        self.force = threading.Event()  # a second signal: cut the grace period short
+        self.workers: dict[str, Worker] = {}  # flywheel -> its running job
         self.spare: Worker | None = None  # started ahead, waiting for its flywheel
-        self.finished: list[Worker] = []
+        self.finished: list[Worker] = []  # ended jobs, handed over by their reader threads
         self.flywheels: dict[str, FlywheelState] = {}
         self.errors: dict[str, str] = {}  # flywheel or file -> the error last logged
         self.timers: list[float] = []  # monotonic times at which to pass again
@@ -100,9 +69,8 @@ class WatchDaemon:
         self.started = time.time()
         self.state = "STARTING"
         self.last_pass: dict[str, Any] = {}
-        self.next_resync = 0.0
-        self._status_lock = threading.Lock()
-        self._watches: dict[str, tuple[int, ObservedWatch]] = {}
+        self.next_resync = 0.0  # monotonic
+        self._status_lock = threading.Lock()  # guards `finished` and the status file
 
     # running ------------------------------------------------------------------------------
 
@@ -114,13 +82,8 @@ class WatchDaemon:
         limits.check()
         with single_instance(self.root), graceful_signals(self.stop, force=self._force,
                                                           wake=self.trigger.poke):
-            _route_watchdog_logs(self.lines)
-            self.observer = Observer()
-            self.handler = ChangeHandler(ChangeFilter(self.root), self.trigger)
-            self.observer.schedule(self.handler, str(self.root), recursive=False)
-            (self.root / REQUESTS_DIR).mkdir(parents=True, exist_ok=True)
-            self._rewatch()
-            self.observer.start()
+            route_watchdog_logs(self.lines)
+            self.watches.start()
             self.log("watch.started", repository=str(self.root), pid=os.getpid(),
                      debounce=self.options.quiet, resync=self.options.resync)
             try:
@@ -170,7 +133,7 @@ class WatchDaemon:
         started = time.monotonic()
         self.state = "RECONCILING"
         self._reap()
-        self._rewatch()
+        self.watches.rewatch()
         views = all_views(self.root)
         self._report_errors(views)
         dispatched = [name for v in views if v.spec_file and v.error is None
@@ -190,75 +153,71 @@ class WatchDaemon:
         self._settle_state()
 
     def _consider(self, view: FlywheelView) -> str | None:
-        """Start a job for this flywheel if it needs one and may have one now."""
-        assert view.plan is not None
-        name = view.name
+        """Start a job for this flywheel if it needs one and may have one now (see
+        :mod:`.dispatch`); its name if one started."""
+        assert view.plan is not None and view.spec_file is not None
+        name, plan = view.name, view.plan
         memory = self.flywheels.setdefault(name, FlywheelState())
-        if view.plan.retry_at is not None:
-            self._timer_at(time.monotonic() + max(view.plan.retry_at - time.time(), 0.0))
-        unfinished = any(not it.status.terminal for it in view.observed.iterations)
-        if not view.plan.actions and not unfinished:
-            memory.waiting = None
-            return None
-        if name in self.workers:
-            return None  # the pass after it ends looks again
-        iterate = any(isinstance(a, Iterate) for a in view.plan.actions) or unfinished
-        why_wait = self._why_wait(view, memory, iterate)
-        if why_wait:
-            if why_wait != memory.waiting:
-                self.log("waiting", flywheel=name, reason=why_wait)
-            memory.waiting = why_wait
-            return None
-        memory.waiting = None
-        self._start(name, "ITERATION" if iterate else "PROMOTION", view)
-        return name
-
-    def _why_wait(self, view: FlywheelView, memory: FlywheelState, iterate: bool) -> str | None:
+        if plan.retry_at is not None:
+            self._timer_at(time.monotonic() + max(plan.retry_at - time.time(), 0.0))
+        facts = self._facts(view)
         now = time.monotonic()
-        plan_key = repr(view.plan.actions if view.plan else ())
-        if memory.failures and memory.failed_plan is None:
-            memory.failed_plan = plan_key
-        if memory.failures and memory.failed_plan == plan_key and now < memory.not_before:
-            self._timer_at(memory.not_before)
-            return (f"the last {memory.failures} job(s) failed; trying again in "
-                    f"{memory.not_before - now:.0f}s")
-        if iterate:
-            young = self._unsettled_for(view)
-            if young > 0:
-                self._timer_at(now + young)
-                return f"dataset files changed less than {self.options.settle:g}s ago"
-            running = sum(1 for w in self.workers.values() if w.kind == "ITERATION")
-            if running >= self.options.max_iterations:
-                return f"{running} iteration(s) running; at most {self.options.max_iterations}"
-        with Lake(self.root).try_flywheel_lock(view.name) as free:
-            if not free:
-                self._timer_at(now + self.options.busy_retry)
-                return "another reconciler is working on it"
+        decision = decide(plan, view.observed, memory, now, facts, self.options)
+        if isinstance(decision, Start) and not self._lock_free(name):
+            # probed only now, as the last rule: a flywheel that waits anyway is not locked
+            decision = decide(plan, view.observed, memory, now,
+                              replace(facts, lock_free=False), self.options)
+        if decision is None:
+            memory.waiting = None  # (already None while its job runs: cleared at the start)
+            return None
+        memory.seen(plan)
+        if isinstance(decision, Start):
+            memory.waiting = None
+            self._start(name, decision)
+            return name
+        if decision.at is not None:
+            self._timer_at(decision.at)
+        if decision.reason != memory.waiting:
+            self.log("waiting", flywheel=name, reason=decision.reason)
+        memory.waiting = decision.reason
         return None
 
-    def _unsettled_for(self, view: FlywheelView) -> float:
-        """Seconds until the flywheel's newest dataset file has been still for ``settle``."""
+    def _facts(self, view: FlywheelView) -> Facts:
+        """What :func:`~.dispatch.decide` needs to know from the world (the lock aside)."""
+        if view.name in self.workers:
+            return Facts(running=True)
+        return Facts(running_iterations=sum(1 for w in self.workers.values()
+                                            if w.kind is JobKind.ITERATION),
+                     dataset_age=self._dataset_age(view),
+                     # without records there is no history to write: never a job for it
+                     history_stale=bool(view.observed.iterations) and Lake(self.root)
+                     .history_stale(view.name, view.observed.iterations))
+
+    def _dataset_age(self, view: FlywheelView) -> float | None:
+        """Seconds since the flywheel's newest dataset file changed; None if none can be read."""
         assert view.spec_file is not None
-        newest = 0.0
+        newest: float | None = None
         for dataset in view.spec_file.spec.datasets:
             try:
                 stat = resolve_inside(self.root, dataset.path).stat()
             except (OSError, ValueError):
                 continue  # the child reports it, with the spec line
-            newest = max(newest, stat.st_mtime, stat.st_ctime)
-        return max(newest + self.options.settle - time.time(), 0.0)
+            newest = max(newest or 0.0, stat.st_mtime, stat.st_ctime)
+        return None if newest is None else time.time() - newest
 
-    def _start(self, name: str, kind: str, view: FlywheelView) -> None:
+    def _lock_free(self, name: str) -> bool:
+        with Lake(self.root).try_flywheel_lock(name) as free:
+            return free
+
+    def _start(self, name: str, job: Start) -> None:
         worker, self.spare = self.spare, None
-        if worker is None or not worker.running or not worker.assign(name, kind):
+        if worker is None or not worker.running or not worker.assign(name, job.kind):
             worker = self._new_worker()
-            worker.assign(name, kind)
+            worker.assign(name, job.kind)
         self.workers[name] = worker
         self.counters.jobs += 1
-        actions = "; ".join(getattr(a, "reason", "") for a in view.plan.actions) \
-            if view.plan else ""
-        self.log("job.started", flywheel=name, kind=kind.lower(), pid=worker.pid,
-                 reason=actions or "finish an interrupted iteration")
+        self.log("job.started", flywheel=name, kind=job.kind.lower(), pid=worker.pid,
+                 reason=job.reason)
 
     def _new_worker(self) -> Worker:
         return Worker(self.root, emit=self.lines.write, on_change=lambda _: self._write_status(),
@@ -291,17 +250,13 @@ class WatchDaemon:
             self.counters.promotions += summary.get("promotions", 0)
             if worker.failed:
                 self.counters.failures += 1
-                memory.failures += 1
-                backoff = min(self.options.failure_backoff * 2 ** (memory.failures - 1),
-                              self.options.resync)
-                memory.not_before = time.monotonic() + backoff
-                memory.failed_plan = None  # the next pass records which plan failed
+                memory.job_failed(time.monotonic(), self.options)
             else:
-                memory.failures = 0
-                memory.failed_plan = None
+                memory.job_succeeded()
             if worker.busy_elsewhere:
                 self._timer_at(time.monotonic() + self.options.busy_retry)
-            self.log("job.finished", flywheel=worker.name, kind=worker.kind.lower(),
+            kind = worker.kind.lower() if worker.kind else ""  # reaped workers have one
+            self.log("job.finished", flywheel=worker.name, kind=kind,
                      exit=worker.returncode, seconds=round(time.time() - worker.started, 1),
                      **({"crashed": True} if worker.returncode not in (0, 1, 130) else {}))
 
@@ -320,35 +275,6 @@ class WatchDaemon:
         if all(abs(when - t) > 0.05 for t in self.timers):
             self.timers.append(when)
 
-    # watching -----------------------------------------------------------------------------
-
-    def _rewatch(self) -> None:
-        """Watch ``specs/``, ``data/`` and the request folder, again if one was created or
-        replaced."""
-        for folder in (SPECS_DIR, DATA_DIR, REQUESTS_DIR):
-            path = self.root / folder
-            try:
-                inode = path.stat().st_ino if path.is_dir() else None
-            except OSError:
-                inode = None
-            known = self._watches.get(folder)
-            if known and known[0] == inode:
-                continue
-            if known:
-                with contextlib.suppress(KeyError, OSError):
-                    self.observer.unschedule(known[1])
-                del self._watches[folder]
-            if inode is None:
-                continue
-            try:
-                watch = self.observer.schedule(self.handler, str(path), recursive=True)
-            except OSError as exc:  # e.g. inotify's watch limit (fs.inotify.max_user_watches)
-                self.log("error", flywheel=f"{folder}/", error=f"cannot watch {folder}/: "
-                         f"{exc.strerror or exc}; relying on the resync every "
-                         f"{self.options.resync:g}s until it can")
-                continue
-            self._watches[folder] = (inode, watch)
-
     # stopping -----------------------------------------------------------------------------
 
     def _force(self, name: str) -> None:
@@ -360,7 +286,7 @@ class WatchDaemon:
         running = sorted(self.workers)
         self.log("stopping", reason=self.stop.reason or "error", running=", ".join(running)
                  or "none", grace=self.options.grace)
-        self.observer.stop()
+        self.watches.stop()
         if self.spare is not None:
             self.spare.discard()
         for worker in self.workers.values():
@@ -378,7 +304,7 @@ class WatchDaemon:
                 worker.kill()
             self._wait_for_workers(time.monotonic() + KILL_AFTER, forced=True)
         self._reap()
-        self.observer.join(timeout=5)
+        self.watches.join(timeout=5)
         self.state = "STOPPED"
         self._write_status()
         self.log("stopped", jobs=self.counters.jobs, iterations=self.counters.iterations,
@@ -399,7 +325,7 @@ class WatchDaemon:
         self.lines.write({"event": event, **fields})
 
     def _settle_state(self) -> None:
-        if any(w.kind == "ITERATION" for w in self.workers.values()):
+        if any(w.kind is JobKind.ITERATION for w in self.workers.values()):
             self.state = "ITERATING"
         elif self.workers:
             self.state = "PROMOTING"
@@ -412,39 +338,10 @@ class WatchDaemon:
             write_status(self.root, self.status())
 
     def status(self) -> Fields:
-        now_mono, now = time.monotonic(), time.time()
-        return {
-            "Pid": os.getpid(),
-            "Repository": str(self.root),
-            "State": self.state,
-            "StartTime": round(self.started, 3),
-            "UpdatedTime": round(now, 3),
-            "Running": [w.describe() for w in self.workers.values()],
-            "WarmWorkerPid": self.spare.pid if self.spare and self.spare.running else None,
-            "Waiting": {name: m.waiting for name, m in sorted(self.flywheels.items())
-                        if m.waiting},
-            "Errors": [{"Where": k, "Message": v} for k, v in sorted(self.errors.items())],
-            "LastPass": self.last_pass,
-            "NextResyncTime": round(now + max(self.next_resync - now_mono, 0.0), 3),
-            "Counters": {"Passes": self.counters.passes, "Jobs": self.counters.jobs,
-                         "Iterations": self.counters.iterations,
-                         "Promotions": self.counters.promotions,
-                         "FailedJobs": self.counters.failures},
-        }
-
-
-class _LogLines(logging.Handler):
-    """watchdog's own warnings, as the daemon's log lines (not stray text in a JSON log)."""
-
-    def __init__(self, lines: LineWriter) -> None:
-        super().__init__(logging.WARNING)
-        self.lines = lines
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.write({"event": "watcher.warning", "message": record.getMessage()})
-
-
-def _route_watchdog_logs(lines: LineWriter) -> None:
-    logger = logging.getLogger("watchdog")
-    logger.handlers = [_LogLines(lines)]
-    logger.propagate = False
+        return status_document(pid=os.getpid(), root=self.root, state=self.state,
+                               started=self.started, now=time.time(),
+                               running=self.workers.values(), spare=self.spare,
+                               flywheels=self.flywheels, errors=self.errors,
+                               last_pass=self.last_pass,
+                               resync_in=self.next_resync - time.monotonic(),
+                               counters=self.counters)

@@ -1,21 +1,27 @@
 """The daemon's status file and its single-instance lock.
 
 ``.flywheel/watch/status.json`` is rewritten atomically whenever the daemon's state changes:
-its pid, state (STARTING, IDLE, RECONCILING, ITERATING, STOPPING, STOPPED), the jobs running now
-(flywheel, iteration, stage), what the last pass found, the errors it is reporting, the next
-resync and counters. ``flywheel status`` reads it; the lock tells a live daemon from a stale file.
+its pid, state (STARTING, IDLE, RECONCILING, ITERATING, PROMOTING, STOPPING, STOPPED), the
+jobs running now (flywheel, iteration, stage), what the last pass found, the errors it is
+reporting, the next resync and counters. ``flywheel status`` reads it; the lock tells a live
+daemon from a stale file.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.adapters.files import atomic_write_json, file_lock, read_json
 from reconciler.core.layout import WATCH_LOCK, WATCH_STATUS
 from reconciler.errors import ConflictError, StateError, TransientError
+
+if TYPE_CHECKING:  # `flywheel status` reads the file without importing the daemon
+    from reconciler.daemon.dispatch import FlywheelState
+    from reconciler.daemon.workers import Worker
 
 STATUS_FILE = WATCH_STATUS
 LOCK_FILE = WATCH_LOCK
@@ -23,6 +29,40 @@ LOCK_FILE = WATCH_LOCK
 
 class AlreadyRunning(ConflictError):
     """Another daemon serves this repository."""
+
+
+@dataclass
+class Counters:
+    passes: int = 0
+    jobs: int = 0
+    iterations: int = 0
+    promotions: int = 0
+    failures: int = 0
+
+
+def status_document(*, pid: int, root: Path, state: str, started: float, now: float,
+                    running: Iterable[Worker], spare: Worker | None,
+                    flywheels: Mapping[str, FlywheelState], errors: Mapping[str, str],
+                    last_pass: dict[str, Any], resync_in: float,
+                    counters: Counters) -> dict[str, Any]:
+    """The status file's document. ``now`` and ``started`` are epoch seconds; ``resync_in`` is
+    how long until the next resync."""
+    return {
+        "Pid": pid,
+        "Repository": str(root),
+        "State": state,
+        "StartTime": round(started, 3),
+        "UpdatedTime": round(now, 3),
+        "Running": [w.describe() for w in running],
+        "WarmWorkerPid": spare.pid if spare and spare.running else None,
+        "Waiting": {name: m.waiting for name, m in sorted(flywheels.items()) if m.waiting},
+        "Errors": [{"Where": k, "Message": v} for k, v in sorted(errors.items())],
+        "LastPass": last_pass,
+        "NextResyncTime": round(now + max(resync_in, 0.0), 3),
+        "Counters": {"Passes": counters.passes, "Jobs": counters.jobs,
+                     "Iterations": counters.iterations, "Promotions": counters.promotions,
+                     "FailedJobs": counters.failures},
+    }
 
 
 def write_status(root: Path, status: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.adapters import jsonio
+from reconciler.daemon.dispatch import JobKind
 
 Fields = dict[str, Any]
 
@@ -46,7 +47,7 @@ class Worker:
         self.root = root
         self.emit, self.on_change, self.on_exit = emit, on_change, on_exit
         self.name = ""
-        self.kind = ""
+        self.kind: JobKind | None = None  # set with the name
         self.started = time.time()
         self.iteration_id: str | None = None
         self.stage: str | None = None
@@ -65,7 +66,7 @@ class Worker:
     def assigned(self) -> bool:
         return bool(self.name)
 
-    def assign(self, name: str, kind: str) -> bool:
+    def assign(self, name: str, kind: JobKind) -> bool:
         """Give the waiting child its flywheel; False if the child is gone."""
         self.name, self.kind, self.started = name, kind, time.time()
         try:
