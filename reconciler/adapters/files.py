@@ -1,4 +1,4 @@
-"""Crash-safe file primitives: atomic writes and advisory locks.
+"""Crash-safe file primitives: atomic writes, advisory locks, and checks on what a path is.
 
 Every write in the project goes through :func:`atomic_write_bytes`: the bytes land in a temporary
 file in the same folder, are flushed to disk, and replace the target with one ``rename``; a crash
@@ -9,6 +9,7 @@ temporary file itself (``.<name>.<random>.tmp``, hidden from every glob that rea
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import fcntl
@@ -18,7 +19,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from reconciler import failpoints
@@ -203,3 +204,54 @@ def sha256_of(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class Unresolvable(ValueError):
+    """:func:`resolve_within` could not resolve a path (a symlink loop); ``str()`` is the
+    reason the OS gave."""
+
+
+class OutsideFolder(ValueError):
+    """:func:`resolve_within`: a path leads out of its folder; ``target`` is where it leads."""
+
+    def __init__(self, target: Path) -> None:
+        super().__init__(f"resolves to {target}")
+        self.target = target
+
+
+def resolve_within(root: Path, folder: str | PurePath, path: str | PurePath) -> Path:
+    """``root / path`` with every symlink resolved, which must lie inside the repository's
+    ``folder`` (``root / folder`` taken as the real root's own folder: ``folder`` being a
+    symlink elsewhere does not move it).
+
+    Git stores symlinks, so a committed file or folder linked elsewhere would make a reconcile
+    read or write outside the repository. The errors are neutral, each caller words its own:
+    :class:`Unresolvable` (a symlink loop) and :class:`OutsideFolder`, both ``ValueError``.
+    An absolute ``path`` is taken as it is (``root / path`` is ``path``).
+    """
+    try:
+        inside = root.resolve() / folder
+        target = (root / path).resolve()
+    except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise Unresolvable(str(exc)) from exc
+    if not target.is_relative_to(inside):
+        raise OutsideFolder(target)
+    return target
+
+
+def utf8_error_line(chunks: Iterable[bytes]) -> int | None:
+    """The line (1-based) of the first byte that is not UTF-8 in ``chunks`` (a file's bytes, in
+    order, a block at a time or all at once); None if they all decode."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    newlines = 0
+    for chunk in chunks:
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError as exc:  # exc.object: at most 3 pending bytes + chunk
+            return newlines + exc.object[: exc.start].count(b"\n") + 1
+        newlines += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return newlines + 1  # a sequence cut short by the end of the file
+    return None
