@@ -10,33 +10,20 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
 from reconciler.adapters import git
-from reconciler.adapters.datasets import HashCache, check_corpus, fingerprint
-from reconciler.adapters.dvc import is_dvc_repo
+from reconciler.adapters.datasets import HashCache, fingerprint
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_specs
-from reconciler.adapters.pipeline import check_pipeline_folder
 from reconciler.adapters.requests import read_request
-from reconciler.core.planner import (
-    Acknowledge,
-    Action,
-    ApplyDecision,
-    Iterate,
-    Pin,
-    Plan,
-    Unpin,
-    WriteSpec,
-    plan,
-)
+from reconciler.core.planner import Plan, plan
 from reconciler.core.state import (
     FlywheelStatus,
     IterationRecord,
     Observed,
-    PromotionKind,
     PromotionRecord,
     SourceRevision,
 )
@@ -47,10 +34,17 @@ from reconciler.errors import (
     TransientError,
     refused_operation,
 )
+from reconciler.runtime import actions
 from reconciler.runtime.events import Failed, Planned, Promoted, Reporter, ignore
-from reconciler.runtime.iteration import IterationRun, promote, recover
+from reconciler.runtime.executor import DvcExecutor, IterationExecutor
+from reconciler.runtime.recovery import recover
 from reconciler.runtime.stopping import NEVER, StopRequest
-from reconciler.runtime.writeback import GitOps, write_back
+from reconciler.runtime.store import LakeStore
+from reconciler.runtime.writeback import GitOps
+
+#: Rounds of plan -> apply in one reconcile (an action can enable another: a promotion, the
+#: write-back of the new active model), like Flux's requeue; the rest waits for the next one.
+MAX_ROUNDS = 3
 
 
 @dataclass
@@ -126,27 +120,31 @@ class Context:
     """What every step of one reconcile shares."""
 
     root: Path
-    lake: Lake
+    lake: LakeStore
     cache: HashCache
     clock: Callable[[], float]
     report: Reporter
     stop: StopRequest
     gitops: GitOps
     lineage: Lineage
+    executor: IterationExecutor
 
 
 def reconcile(root: Path, *, report: Reporter = ignore, only: set[str] | None = None,
               clock: Callable[[], float] = time.time, stop: StopRequest = NEVER,
-              gitops: GitOps | None = None) -> ReconcileResult:
+              gitops: GitOps | None = None, executor: IterationExecutor | None = None,
+              lake: LakeStore | None = None) -> ReconcileResult:
     """Bring every flywheel (or those named in ``only``) to its spec's desired state.
 
     Once ``stop`` is raised no new work starts: the flywheels not reached yet are reported as
     stopped, and a running iteration stops after its current stage. ``gitops`` says how
-    write-backs reach git.
+    write-backs reach git; ``executor`` runs iterations' pipelines (default:
+    :class:`~reconciler.runtime.executor.DvcExecutor`); ``lake`` holds the records (default:
+    :class:`~reconciler.adapters.lake.Lake` on ``root``).
     """
     root = root.resolve()
-    ctx = Context(root, Lake(root), HashCache(root), clock, report, stop, gitops or GitOps(),
-                  Lineage(root))
+    ctx = Context(root, lake if lake is not None else Lake(root), HashCache(root), clock,
+                  report, stop, gitops or GitOps(), Lineage(root), executor or DvcExecutor())
     specs, errors = load_specs(root)
     result = ReconcileResult(errors=list(errors))
     for error in errors:
@@ -168,7 +166,7 @@ def reconcile(root: Path, *, report: Reporter = ignore, only: set[str] | None = 
     return result
 
 
-def read_inputs(root: Path, lake: Lake, cache: HashCache, spec_file: SpecFile) -> Inputs:
+def read_inputs(root: Path, lake: LakeStore, cache: HashCache, spec_file: SpecFile) -> Inputs:
     files = fingerprint(spec_file.spec, spec_file.path, spec_file.line_of, root, cache)
     md5s = {f.dataset.name: f.md5 for f in files}
     return Inputs(spec_file, md5s, lake.observe(spec_file.spec.name), files,
@@ -220,7 +218,13 @@ def _reconcile_one(ctx: Context, spec_file: SpecFile) -> FlywheelResult:
 
 
 def _act(ctx: Context, spec_file: SpecFile, outcome: FlywheelResult) -> None:
-    """Under the flywheel lock: settle leftovers, plan again on fresh state, execute."""
+    """Under the flywheel lock: settle leftovers, plan again on fresh state, execute.
+
+    Then plan again and apply what is new, for at most :data:`MAX_ROUNDS` rounds: an action can
+    enable another (a promotion, the write-back of the new active model). Each kind of action
+    runs at most once per reconcile: one the plan still asks for after it ran (a write-back
+    held by uncommitted changes) waits for the next reconcile instead of running in a loop.
+    """
     name = spec_file.spec.name
 
     def on_event(event: object) -> None:
@@ -228,84 +232,33 @@ def _act(ctx: Context, spec_file: SpecFile, outcome: FlywheelResult) -> None:
             outcome.promotions.append(event.promotion)
         ctx.report(event)  # type: ignore[arg-type]
 
+    here = replace(ctx, report=on_event)
     inputs = read_inputs(ctx.root, ctx.lake, ctx.cache, spec_file)
     status = inputs.observed.status or FlywheelStatus(flywheel_name=name,
                                                       creation_time=ctx.clock())
     source = ctx.lineage.source(spec_file)
-    if recover(ctx.lake, inputs.observed, spec_file, status, on_event, source):
+    if recover(here, inputs.observed, spec_file, status, source):
         inputs = read_inputs(ctx.root, ctx.lake, ctx.cache, spec_file)
         status = inputs.observed.status or status
     if inputs.observed.iterations:  # a crash after COMPLETED may have missed its history row
         ctx.lake.write_history(name, inputs.observed.iterations)
-    current = plan_for(inputs, ctx.clock())
+    now = ctx.clock()  # one instant for every round: a back-off ending meanwhile waits
+    current = plan_for(inputs, now)
     outcome.plan = current
     ctx.report(Planned(name, current))
-    for action in current.actions:
-        if isinstance(action, Iterate):
-            outcome.iteration = _iterate(ctx, spec_file, inputs, status, action, on_event, source)
-        else:
-            _apply(ctx, spec_file, status, action, on_event, source)
-    if outcome.promotions and not any(isinstance(a, WriteSpec) for a in current.actions):
-        follow_up = plan_for(read_inputs(ctx.root, ctx.lake, ctx.cache, spec_file), ctx.clock())
-        for action in follow_up.actions:
-            if isinstance(action, WriteSpec):
-                write_back(ctx.root, ctx.lake, spec_file, status, action.version, ctx.gitops,
-                           on_event)
-
-
-def _apply(ctx: Context, spec_file: SpecFile, status: FlywheelStatus, action: Action,
-           report: Reporter, source: SourceRevision) -> None:
-    """One action that needs no pipeline: a pin, an unpin, a promotion, a write-back, an answer."""
-    if isinstance(action, Pin):
-        if status.write_back is not None and status.write_back.pending:
-            status.write_back = status.write_back.model_copy(
-                update={"pending": False, "note": "superseded by a person's pin"})
-        promote(ctx.lake, status, action.version, kind=PromotionKind.PIN, reason=action.reason,
-                iteration_id=None, spec_file=spec_file.path, report=report, pinned=True,
-                source=source)
-    elif isinstance(action, Unpin):
-        status.pinned = False
-        if action.version is not None and action.version != status.active_model:
-            promote(ctx.lake, status, action.version, kind=PromotionKind.POLICY,
-                    reason=action.reason, iteration_id=action.iteration_id,
-                    spec_file=spec_file.path, report=report, source=source)
-        else:
-            ctx.lake.write_status(status)
-    elif isinstance(action, ApplyDecision):
-        promote(ctx.lake, status, action.version, kind=PromotionKind.POLICY, reason=action.reason,
-                iteration_id=action.iteration_id, spec_file=spec_file.path, report=report,
-                source=source)
-    elif isinstance(action, WriteSpec):
-        write_back(ctx.root, ctx.lake, spec_file, status, action.version, ctx.gitops, report)
-    elif isinstance(action, Acknowledge):
-        status.last_handled_iteration_request = action.request
-        ctx.lake.write_status(status)
-
-
-def _iterate(ctx: Context, spec_file: SpecFile, inputs: Inputs, status: FlywheelStatus,
-             action: Iterate, report: Reporter, source: SourceRevision) -> IterationRecord:
-    if not is_dvc_repo(ctx.root):
-        raise StateError(f"{ctx.root} is not a DVC repository; run `flywheel init` there")
-    check_pipeline_folder(ctx.root, spec_file.spec.name)
-    # The models folder is re-recorded by the iteration (`dvc add`): first drop what failed
-    # iterations left there, then refuse a folder that does not match its records, before
-    # anything is recorded (fixed with `dvc pull`/`dvc checkout`, the next reconcile goes on).
-    ctx.lake.remove_orphans(spec_file.spec.name, inputs.observed)
-    ctx.lake.check_models(spec_file.spec.name, inputs.observed.versions)
-    # The pre-flight check: every row, the overlap, the label coverage, before anything is
-    # recorded; streamed (counts only), so no copy of the corpus is held while the stages run.
-    corpus = check_corpus(spec_file.spec, ctx.root, spec_path=spec_file.path,
-                          lines_of=spec_file.line_of)
-    ctx.stop.check("the iteration")
-    if action.request is not None:
-        status.last_handled_iteration_request = action.request
-    run = IterationRun(root=ctx.root, lake=ctx.lake, spec_file=spec_file,
-                       observed=ctx.lake.observe(spec_file.spec.name), status=status,
-                       action=action, files=inputs.files, corpus=corpus, now=ctx.clock(),
-                       report=report, stop=ctx.stop, source=source)
-    record = run.record
-    run.run()
-    return record
+    pending, done = current.actions, set[type]()
+    for round_ in range(1, MAX_ROUNDS + 1):
+        target = actions.Target(spec_file, status, source, inputs)
+        for action in pending:
+            record = actions.apply(action, here, target)
+            if record is not None:
+                outcome.iteration = record
+        done.update(type(action) for action in pending)
+        if not pending or round_ == MAX_ROUNDS:
+            break
+        # The data files are as planned (an action never writes them): only the lake changed.
+        inputs = replace(inputs, observed=ctx.lake.observe(name))
+        pending = tuple(a for a in plan_for(inputs, now).actions if type(a) not in done)
 
 
 def reconciler_version() -> str:

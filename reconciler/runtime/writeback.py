@@ -11,20 +11,23 @@ person's work in progress), and a commit already made is found and recorded.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.adapters import git
 from reconciler.adapters.files import atomic_write_text, remove_stale_temp_files
-from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_spec, parse_yaml
 from reconciler.core.planner import person_pin
 from reconciler.core.specedit import SpecEditError, set_active_model
 from reconciler.core.state import FlywheelStatus, Observed, WriteBack
 from reconciler.errors import SpecError, StateError
 from reconciler.failpoints import failpoint
-from reconciler.runtime.events import Reporter, WroteBack
+from reconciler.runtime.events import WroteBack
+from reconciler.runtime.store import LakeStore
+
+if TYPE_CHECKING:
+    from reconciler.runtime.reconcile import Context
 
 DEFAULT_MESSAGE = ("flywheel: {flywheel} activeModel {old} -> {new} "
                    "(F1 {trained_f1} vs {active_f1})")
@@ -56,9 +59,11 @@ def check_template(template: str) -> None:
                          + ", ".join("{" + f + "}" for f in MESSAGE_FIELDS)) from exc
 
 
-def write_back(root: Path, lake: Lake, spec_file: SpecFile, status: FlywheelStatus,
-               version: str, gitops: GitOps, report: Reporter) -> None:
-    """Make the spec's marked ``activeModel`` line say ``version``, committed; idempotent."""
+def write_back(ctx: Context, spec_file: SpecFile, status: FlywheelStatus, version: str) -> None:
+    """Make the spec's marked ``activeModel`` line say ``version``, committed; idempotent.
+
+    ``ctx.gitops`` says how it reaches git."""
+    root, lake, gitops, clock = ctx.root, ctx.lake, ctx.gitops, ctx.clock
     name = spec_file.spec.name
     fresh = load_spec(root / spec_file.path, root)  # the file as it is now, not as planned
     if person_pin(fresh.spec, status, fresh.policy_managed) is not None:
@@ -69,11 +74,11 @@ def write_back(root: Path, lake: Lake, spec_file: SpecFile, status: FlywheelStat
                 and status.write_back.version == version)
     if revision is not None and revision.dirty(spec_file.path) and not (
             resuming and _only_our_edit(root, spec_file.path, version)):
-        _hold(lake, status, version, fresh.spec.active_model,
+        _hold(lake, status, version, fresh.spec.active_model, clock(),
               f"{spec_file.path} has uncommitted changes; the write-back waits for them to be "
               "committed or undone")
         return
-    _hold(lake, status, version, fresh.spec.active_model, None)
+    _hold(lake, status, version, fresh.spec.active_model, clock(), None)
     failpoint("writeback:pending")
     path = root / spec_file.path
     # A write-back killed mid-edit left its temp file beside the spec; only a write-back (under
@@ -106,9 +111,9 @@ def write_back(root: Path, lake: Lake, spec_file: SpecFile, status: FlywheelStat
     written = status.write_back
     assert written is not None
     status.write_back = written.model_copy(update={"pending": False, "commit": commit,
-                                                   "time": time.time(), "note": None})
+                                                   "time": clock(), "note": None})
     lake.write_status(status)
-    report(WroteBack(name, version, written.previous, spec_file.path, commit, pushed))
+    ctx.report(WroteBack(name, version, written.previous, spec_file.path, commit, pushed))
 
 
 def _only_our_edit(root: Path, spec_path: str, version: str) -> bool:
@@ -126,18 +131,18 @@ def _only_our_edit(root: Path, spec_path: str, version: str) -> bool:
         return False
 
 
-def _hold(lake: Lake, status: FlywheelStatus, version: str, previous: str | None,
-          note: str | None) -> None:
+def _hold(lake: LakeStore, status: FlywheelStatus, version: str, previous: str | None,
+          now: float, note: str | None) -> None:
     """Record the write-back as pending (the intent), before touching the file."""
     current = status.write_back
     if current is not None and current.pending and current.version == version:
         previous = current.previous
     status.write_back = WriteBack(version=version, previous=previous, pending=True,
-                                  time=time.time(), note=note)
+                                  time=now, note=note)
     lake.write_status(status)
 
 
-def _cancel(lake: Lake, status: FlywheelStatus, why: str) -> None:
+def _cancel(lake: LakeStore, status: FlywheelStatus, why: str) -> None:
     if status.write_back is not None and status.write_back.pending:
         status.write_back = status.write_back.model_copy(update={"pending": False, "note": why})
         lake.write_status(status)

@@ -1,0 +1,176 @@
+"""The executor port: where an iteration's computations run.
+
+:class:`~reconciler.runtime.iteration.IterationRun` is the coordinator. It writes every record,
+holds every failpoint and keeps the order of writes its docstring lists. What it hands to an
+executor is the pipeline work only, step by step, so that it can record between the steps
+(the EVALUATING record claims the version number between training and evaluating)::
+
+    executor.check(root, spec_file)                before anything is recorded
+    executor.write_pipeline(job)                   the pipeline this job runs
+    with executor.session(job, stop) as session:   e.g. DVC's repository lock
+        session.train()      -> Trained            prepare + train; the outputs read back
+        session.discard_prepared()                 (only when the data read is refused)
+        session.evaluate()   -> Evaluated          evaluate; the evaluations read back
+        ...                                        (the coordinator archives Trained.model)
+        session.track_models()                     record the lake's models folder
+
+:class:`DvcExecutor` is today's path: the flywheel's generated DVC pipeline, ``dvc repro`` in
+this process. Another executor (Dask, a job queue) runs the stages elsewhere; it must leave
+``Trained.model`` readable here once :meth:`PipelineSession.evaluate` returned, because the
+coordinator copies it into the lake (never over a file there) and checks its sha256.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from reconciler.adapters.loader import SpecFile
+from reconciler.core.layout import Workspace, iteration_log
+from reconciler.core.state import ModelVersionRecord
+from reconciler.errors import StateError
+from reconciler.runtime.stopping import StopRequest
+
+
+@dataclass(frozen=True)
+class PipelineJob:
+    """The pipeline work of one iteration: whose, which iteration, scored against what."""
+
+    root: Path
+    spec_file: SpecFile
+    iteration_id: str
+    active: ModelVersionRecord | None  # the active model the evaluate stage scores, if any
+
+    @property
+    def name(self) -> str:
+        return self.spec_file.spec.name
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What the prepare and train stages produced, read back for the coordinator."""
+
+    model: Path  # the trained model file, readable in this process
+    sha256: str  # the train stage's sha256 of it (claimed in the EVALUATING record)
+    #: dataset path -> md5 as the prepare stage read it, and as the pipeline tool recorded it
+    read: Mapping[str, str | None]
+    locked: Mapping[str, str]
+    number_of_train_documents: int
+    number_of_test_documents: int
+    test_source: str
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """What the evaluate stage produced: both evaluations (``Evaluation.to_record`` shapes)."""
+
+    trained: dict[str, Any]
+    active: dict[str, Any] | None = None
+    active_note: str | None = None
+
+
+class PipelineSession(Protocol):
+    """One iteration's run of its pipeline, step by step (see the module docstring)."""
+
+    def train(self) -> Trained: ...
+
+    def discard_prepared(self) -> None:
+        """Drop the prepared documents, so that the retry prepares them again."""
+
+    def evaluate(self) -> Evaluated: ...
+
+    def track_models(self) -> None:
+        """Record the lake's models folder as it is now (DVC: ``dvc add``)."""
+
+
+class IterationExecutor(Protocol):
+    """Runs the pipeline work of iterations (the port; :class:`DvcExecutor` is the default)."""
+
+    def check(self, root: Path, spec_file: SpecFile) -> None:
+        """Refuse what would keep the pipeline from running, before anything is recorded."""
+
+    def write_pipeline(self, job: PipelineJob) -> None: ...
+
+    def session(self, job: PipelineJob,
+                stop: StopRequest) -> AbstractContextManager[PipelineSession]: ...
+
+
+class DvcExecutor:
+    """Today's executor: the flywheel's DVC pipeline, reproduced in this process."""
+
+    def check(self, root: Path, spec_file: SpecFile) -> None:
+        from reconciler.adapters.dvc import is_dvc_repo
+        from reconciler.adapters.pipeline import check_pipeline_folder
+
+        if not is_dvc_repo(root):
+            raise StateError(f"{root} is not a DVC repository; run `flywheel init` there")
+        check_pipeline_folder(root, spec_file.spec.name)
+
+    def write_pipeline(self, job: PipelineJob) -> None:
+        from reconciler.adapters.pipeline import write_pipeline
+
+        write_pipeline(job.root, job.spec_file.spec, job.spec_file.path, job.active)
+
+    @contextmanager
+    def session(self, job: PipelineJob, stop: StopRequest) -> Iterator[PipelineSession]:
+        from reconciler.adapters.dvc import DvcSession
+
+        log = job.root / iteration_log(job.name, job.iteration_id)
+        with DvcSession(job.root, log, stop=stop.is_set) as dvc:
+            yield _DvcRun(job, dvc)
+
+
+class _DvcRun:
+    """:class:`PipelineSession` over one :class:`~reconciler.adapters.dvc.DvcSession`."""
+
+    def __init__(self, job: PipelineJob, dvc: Any) -> None:
+        self.job, self.dvc = job, dvc
+        self.ws = Workspace(job.name)
+
+    def _path(self, relative: object) -> Path:
+        return self.job.root / str(relative)
+
+    def train(self) -> Trained:
+        from reconciler.adapters.dvc import locked_deps
+        from reconciler.adapters.files import read_json
+
+        self.dvc.reproduce(f"{self.ws.dvc_yaml}:train")
+        # A prepare stage DVC did not re-run (its inputs unchanged) may predate this iteration;
+        # the coordinator compares both with what it planned with.
+        summary = read_json(self._path(self.ws.prepare_summary))
+        read = {d.get("path"): d.get("md5") for d in summary.get("datasets", [])
+                if isinstance(d, dict)}
+        return Trained(
+            model=self._path(self.ws.model),
+            sha256=str(read_json(self._path(self.ws.train_summary))["sha256"]),
+            read=read,
+            locked=locked_deps(self.job.root / self.ws.dvc_lock, "prepare"),
+            number_of_train_documents=int(summary["numberOfTrainDocuments"]),
+            number_of_test_documents=int(summary["numberOfTestDocuments"]),
+            test_source=str(summary["testSource"]),
+        )
+
+    def discard_prepared(self) -> None:
+        # dvc.lock may name bytes the prepared documents did not come from: without them,
+        # the retry's `dvc repro` runs the prepare stage again.
+        for prepared in (self.ws.train_data, self.ws.test_data):
+            self._path(prepared).unlink(missing_ok=True)
+
+    def evaluate(self) -> Evaluated:
+        from reconciler.adapters.files import read_json
+
+        self.dvc.reproduce(f"{self.ws.dvc_yaml}:evaluate")
+        evaluation = read_json(self._path(self.ws.evaluation))
+        return Evaluated(trained=evaluation["trained"], active=evaluation.get("active") or None,
+                         active_note=evaluation.get("activeNote") or None)
+
+    def track_models(self) -> None:
+        from reconciler.adapters.files import remove_stale_temp_files
+
+        # A killed iteration's half-copied model (a temp file) must not become part of the
+        # tracked folder; only the flywheel lock's holder writes there, so any is an orphan.
+        remove_stale_temp_files(self._path(self.ws.models), older_than=0)
+        self.dvc.track(str(self.ws.models))
