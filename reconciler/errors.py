@@ -13,7 +13,7 @@ naming the file, the line and the field where that is known::
     │   │   └── daemon.status.AlreadyRunning
     │   └── adapters.git.GitError      git refused or failed
     ├── PipelineError                  a pipeline stage or DVC failed
-    │   └── TransientError(delay)      a failure worth retrying later (a lock, a time-out)
+    │   └── TransientError             a failure worth retrying later (a lock, a time-out)
     ├── limits.LimitError              a FLYWHEEL_MAX_* variable is not a valid limit
     └── Stopped                        a stop was asked for (SIGTERM, Ctrl-C): not a failure
 
@@ -126,11 +126,11 @@ class PipelineError(FlywheelError):
 
 
 class TransientError(PipelineError):
-    """A failure that is worth retrying after ``delay`` seconds (a lock held, a time-out)."""
+    """A failure that is worth retrying later (a lock held, a time-out, a full disk).
 
-    def __init__(self, message: str, *, delay: float = 60.0, **where: object) -> None:
-        super().__init__(message, **where)  # type: ignore[arg-type]
-        self.delay = delay
+    When: the planner's back-off (``core.planner.BACKOFF_SECONDS``, doubled each attempt), for
+    an iteration that failed with it; the error itself carries no delay.
+    """
 
 
 class Stopped(FlywheelError):

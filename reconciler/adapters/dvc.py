@@ -177,31 +177,28 @@ class DvcSession:
             with _output_to(self.log), _python_on_path():
                 yield
         except LockError as exc:
-            raise TransientError(f"{what}: DVC's repository lock is held: {exc}",
-                                 delay=30.0) from exc
+            raise TransientError(f"{what}: DVC's repository lock is held: {exc}") from exc
         except DvcException as exc:
             status = _stage_status(exc)
             if status in _INTERRUPTED_STATUSES:
                 raise Stopped(f"{what}: the stage command was interrupted by a signal") from exc
             if status in _KILLED_STATUSES:
                 raise TransientError(f"{what}: the stage command was killed (SIGKILL: out of "
-                                     "memory, or by hand)", delay=60.0) from exc
+                                     "memory, or by hand)") from exc
             detail = _stage_error(self.log, offset) or str(exc)
             if status == ENVIRONMENT_EXIT:  # the stage says: the system refused a file op
-                raise TransientError(f"{what}: {detail} (log: {self._display_log()})",
-                                     delay=60.0) from exc
+                raise TransientError(f"{what}: {detail} (log: {self._display_log()})") from exc
             if status in _FILE_SIZE_STATUSES:
                 raise TransientError(f"{what}: the stage command was killed by SIGXFSZ (a "
-                                     "file-size limit)", delay=60.0) from exc
+                                     "file-size limit)") from exc
             refused = environment_failure(exc)
             if refused is not None:  # DVC wrapped the system's refusal in its own error
-                raise TransientError(f"{what}: {refused_operation(refused)}",
-                                     delay=60.0) from exc
+                raise TransientError(f"{what}: {refused_operation(refused)}") from exc
             raise PipelineError(f"{what} failed: {detail} (log: {self._display_log()})") from exc
         except (OSError, sqlite3.Error) as exc:
             # The system refused a file operation inside DVC (a full disk, a file-size limit,
             # DVC's SQLite state): worth another try once the cause is gone, not a verdict.
-            raise TransientError(f"{what}: {refused_operation(exc)}", delay=60.0) from exc
+            raise TransientError(f"{what}: {refused_operation(exc)}") from exc
 
     def _display_log(self) -> str:
         try:

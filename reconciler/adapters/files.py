@@ -183,7 +183,6 @@ def file_lock(path: Path, *, timeout: float | None, what: str,
                     raise TransientError(
                         f"{what} is busy (another reconciler holds {path.name}); "
                         f"gave up after {timeout:g}s",
-                        delay=30.0,
                     ) from exc
                 if stop is not None and stop():
                     raise Stopped(f"stopped while waiting for {what} (another reconciler "

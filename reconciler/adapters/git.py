@@ -160,7 +160,7 @@ def push(root: Path, remote: str, branch: str | None = None, *,
         except GitError as exc:
             run_quietly(root, "rebase", "--abort")
             raise GitError(f"could not rebase onto {remote}/{current}: {exc.message}") from exc
-    raise TransientError(f"git push to {remote} kept being rejected", delay=60.0)
+    raise TransientError(f"git push to {remote} kept being rejected")
 
 
 def run_quietly(root: Path, *args: str) -> None:
