@@ -31,7 +31,7 @@ from reconciler.daemon.dispatch import Facts, FlywheelState, JobKind, Start, Wat
 from reconciler.daemon.status import Counters, single_instance, status_document, write_status
 from reconciler.daemon.triggers import ChangeFilter, ChangeHandler, Trigger, Wake
 from reconciler.daemon.watching import FolderWatches, route_watchdog_logs
-from reconciler.daemon.workers import Fields, Worker
+from reconciler.daemon.workers import EXPECTED_EXITS, Fields, Worker
 from reconciler.runtime.logs import LineWriter
 from reconciler.runtime.queries import FlywheelView, all_views
 from reconciler.runtime.stopping import StopRequest, graceful_signals
@@ -258,7 +258,7 @@ class WatchDaemon:
             kind = worker.kind.lower() if worker.kind else ""  # reaped workers have one
             self.log("job.finished", flywheel=worker.name, kind=kind,
                      exit=worker.returncode, seconds=round(time.time() - worker.started, 1),
-                     **({"crashed": True} if worker.returncode not in (0, 1, 130) else {}))
+                     **({"crashed": True} if worker.returncode not in EXPECTED_EXITS else {}))
 
     def _report_errors(self, views: list[FlywheelView]) -> None:
         """Log each distinct error once, and say when it has gone."""
