@@ -10,6 +10,7 @@ the repository.
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,10 +148,11 @@ def test_an_active_model_given_as_bytes_scores_as_the_stage_scores_its_file(
     run_stages(root, monkeypatch, prepare, train, evaluate)
 
     trained = train.compute(train_docs, spec.task, spec.recipe)
-    evaluated = evaluate.compute(
-        test_docs, trained.model,
-        evaluate.ActiveModel.from_bytes("v1", "MULTI_CLASS", LABELS, old.model_bytes, old.sha256),
-        spec.task)
+    active_model = evaluate.ActiveModel.from_bytes("v1", "MULTI_CLASS", LABELS, old.model_bytes,
+                                                   old.sha256)
+    # What a worker is sent: it pickles, bytes and all.
+    active_model = pickle.loads(pickle.dumps(active_model))
+    evaluated = evaluate.compute(test_docs, trained.model, active_model, spec.task)
     written = read_out(root, WS.evaluation)
     assert written["activeVersion"] == "v1" and written["activeNote"] is None
     assert evaluated.active is not None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reconciler.adapters.files import atomic_write_json, atomic_write_text, read_json
@@ -46,13 +46,20 @@ class ActiveModel:
     def from_bytes(cls, version: str, mode: str | None, labels: Sequence[str], data: bytes,
                    sha256: str | None = None) -> ActiveModel:
         """A version whose model file's bytes are held in memory; loaded with every check of
-        :func:`~reconciler.stages.modelfile.load_model_bytes`."""
-        def load() -> Pipeline:
-            from reconciler.stages.modelfile import load_model_bytes
+        :func:`~reconciler.stages.modelfile.load_model_bytes`. It pickles (a worker's input)."""
+        return cls(version, mode, tuple(labels), _BytesLoader(data, sha256, f"model {version}"))
 
-            return load_model_bytes(data, sha256, display=f"model {version}")
 
-        return cls(version, mode, tuple(labels), load)
+@dataclass(frozen=True)
+class _BytesLoader:
+    data: bytes = field(repr=False)
+    sha256: str | None
+    display: str
+
+    def __call__(self) -> Pipeline:
+        from reconciler.stages.modelfile import load_model_bytes
+
+        return load_model_bytes(self.data, self.sha256, display=self.display)
 
 
 @dataclass(frozen=True)
