@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.core.comprehend import (
+from reconciler.core.responses import (
     describe_flywheel_iteration,
     flywheel_arn,
     flywheel_properties,

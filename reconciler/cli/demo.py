@@ -15,17 +15,15 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
+from reconciler import api
 from reconciler.adapters import git
-from reconciler.adapters.lake import Lake
-from reconciler.cli.render import Progress, iterations_table, reconcile_summary
+from reconciler.cli.render import Progress, iterations_table
+from reconciler.cli.text import reconcile_summary
 from reconciler.errors import FlywheelError
-from reconciler.gitops.scaffold import init_repository
-from reconciler.reports.chart import default_chart_path, write_chart
 from reconciler.runtime.logs import log_format
-from reconciler.runtime.queries import view
-from reconciler.runtime.reconcile import reconcile
 
-SOURCE = Path(__file__).resolve().parents[1]
+#: The source checkout (``reconciler/cli/demo.py`` → three levels up), with specs/ and data/.
+SOURCE = Path(__file__).resolve().parents[2]
 
 
 def run_demo(workdir: Path | None, out: Console, err: Console) -> int:
@@ -34,7 +32,7 @@ def run_demo(workdir: Path | None, out: Console, err: Console) -> int:
     root = (workdir or Path(tempfile.mkdtemp(prefix="flywheel-demo-"))).resolve()
     if root.exists() and any(root.iterdir()):
         raise FlywheelError(f"{root} is not empty; give an empty or new --workdir")
-    init_repository(root)
+    api.init(root)
     shutil.copytree(SOURCE / "data", root / "data", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("*.py", "README.md"))
     specs = {path.name: yaml.safe_load(path.read_text("utf-8"))
@@ -53,7 +51,7 @@ def run_demo(workdir: Path | None, out: Console, err: Console) -> int:
         git.commit_all(root, f"Declare dataset versions ({', '.join(declared)})")
         err.rule(f"step {step}/{steps}: declare {', '.join(declared)}; reconcile")
         try:
-            result = reconcile(root, report=progress)
+            result = api.reconcile(api.open_repository(root), report=progress)
         finally:
             progress.stop()
         err.print(reconcile_summary(result))
@@ -75,11 +73,11 @@ def _first_versions(spec: dict, step: int) -> dict:
 
 
 def _show(root: Path, out: Console, err: Console) -> None:
-    for name in Lake(root).flywheels():
-        current = view(root, name)
-        out.print(iterations_table(name, list(current.observed.iterations)))
-        chart = default_chart_path(root, name)
-        write_chart(root, current, chart)
-        err.print(f"chart: {chart}")
+    repo = api.open_repository(root)
+    for current in api.list_flywheels(repo):
+        if not current.observed.iterations:
+            continue
+        out.print(iterations_table(current.name, list(current.observed.iterations)))
+        err.print(f"chart: {api.plot(repo, current.name)}")
     err.print(f"\nExplore it: cd {root} && flywheel list && dvc dag && dvc metrics show && "
               "dvc plots show")

@@ -1,18 +1,18 @@
-"""How results look to people: rich tables on a terminal, plain structured lines elsewhere."""
+"""How results look to people: rich tables (and the reconcile progress spinner); ``print_json``
+for ``-o json``. Text layouts are in :mod:`reconciler.cli.text`."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reconciler.core.planner import Acknowledge, ApplyDecision, Iterate, Pin, Unpin, WriteSpec
-from reconciler.core.state import IterationRecord, Observed
+from reconciler.core.responses import plan_state
+from reconciler.core.state import IterationRecord
 from reconciler.errors import FlywheelError
 from reconciler.runtime.classify import Classification
 from reconciler.runtime.events import (
@@ -21,7 +21,6 @@ from reconciler.runtime.events import (
 )
 from reconciler.runtime.logs import LineWriter, action_text, event_fields
 from reconciler.runtime.queries import FlywheelView
-from reconciler.runtime.reconcile import ReconcileResult
 
 
 def print_json(data: Any, out: TextIO = sys.stdout) -> None:
@@ -71,98 +70,7 @@ class Progress:
             self.status = None
 
 
-def summary_fields(result: ReconcileResult) -> dict[str, Any]:
-    """The counts of one reconcile (the last line of ``--log-format json``)."""
-    return {"event": "reconcile.finished", "flywheels": len(result.flywheels),
-            "iterations": sum(1 for f in result.flywheels if f.iteration),
-            "promotions": sum(len(f.promotions) for f in result.flywheels),
-            "errors": len(result.all_errors),
-            "failed": [f.name for f in result.flywheels if f.error],
-            "busy": [f.name for f in result.flywheels if f.busy],
-            "stopped": [f.name for f in result.flywheels if f.stopped]}
-
-
-def reconcile_summary(result: ReconcileResult) -> str:
-    counts = summary_fields(result)
-    iterated, promoted, errors = counts["iterations"], counts["promotions"], counts["errors"]
-    busy, stopped = len(counts["busy"]), len(counts["stopped"])
-    if not iterated and not promoted and not errors and not busy and not stopped:
-        return f"Nothing to do: {len(result.flywheels)} flywheel(s) up to date."
-    parts = [f"{iterated} iteration(s)", f"{promoted} promotion(s)", f"{errors} error(s)"]
-    if busy:
-        parts.append(f"{busy} busy (another reconciler is on it)")
-    if stopped:
-        parts.append(f"{stopped} stopped (the next reconcile resumes them)")
-    return "Reconciled: " + ", ".join(parts) + "."
-
-
-def reconcile_json(result: ReconcileResult) -> dict[str, Any]:
-    from reconciler.core.comprehend import iteration_properties
-
-    return {
-        "Flywheels": [
-            {
-                "FlywheelName": f.name,
-                "SpecFile": f.spec_file,
-                "Iteration": iteration_properties(f.iteration) if f.iteration else None,
-                "Promotions": [p.to_json_dict() for p in f.promotions],
-                "Busy": f.busy,
-                "Notes": list(f.plan.notes) if f.plan else [],
-                "Error": str(f.error) if f.error else None,
-            }
-            for f in result.flywheels
-        ],
-        "Errors": [str(e) for e in result.errors],
-    }
-
-
-def watch_status_text(status: dict[str, Any] | None, *, running: bool) -> str:
-    """``flywheel status``: the daemon's status file as a few readable lines."""
-    if status is None:
-        return "The watch daemon is not running (no status file)." if not running else \
-            "The watch daemon is starting."
-    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(status.get("StartTime", 0)))
-    head = (f"Watch daemon pid {status.get('Pid')}: {status.get('State')} (since {since})"
-            if running else f"The watch daemon is not running (last state "
-            f"{status.get('State')}, pid {status.get('Pid')}, started {since}).")
-    lines = [head]
-    for job in status.get("Running", []):
-        doing = f"iteration {job['FlywheelIterationId']}" if job.get("FlywheelIterationId") \
-            else job.get("Kind", "").lower()
-        lines.append(f"  running  {job['FlywheelName']}: {doing}"
-                     + (f", stage {job['Stage']}" if job.get("Stage") else "")
-                     + (" (stop requested)" if job.get("StopRequested") else ""))
-    for name, why in (status.get("Waiting") or {}).items():
-        lines.append(f"  waiting  {name}: {why}")
-    for error in status.get("Errors", []):
-        lines.append(f"  error    {error['Where']}: {error['Message']}")
-    last = status.get("LastPass") or {}
-    if last:
-        lines.append(f"  last pass {_ago(last.get('Time'))}: {last.get('Flywheels')} flywheel(s),"
-                     f" {last.get('Errors')} error(s); trigger: {last.get('Trigger')}")
-    counters = status.get("Counters") or {}
-    if counters:
-        lines.append("  counters  " + ", ".join(f"{k} {v}" for k, v in counters.items()))
-    return "\n".join(lines)
-
-
-def _ago(when: float | None) -> str:
-    if when is None:
-        return "never"
-    return f"{max(time.time() - when, 0):.0f}s ago"
-
-
 # plan ---------------------------------------------------------------------------------------
-
-
-def plan_state(view: FlywheelView) -> str:
-    """ERROR, SUSPENDED, PENDING or UP_TO_DATE: what `flywheel plan` says of one flywheel."""
-    if view.error is not None:
-        return "ERROR"
-    assert view.plan is not None
-    if view.plan.suspended:
-        return "SUSPENDED"
-    return "PENDING" if view.plan.actions else "UP_TO_DATE"
 
 
 def plan_table(views: list[FlywheelView]) -> Table:
@@ -182,41 +90,6 @@ def plan_table(views: list[FlywheelView]) -> Table:
             detail = "\n".join(lines) or "nothing to do"
         table.add_row(v.name, f"[{colours[state]}]{state}[/]", detail)
     return table
-
-
-def plan_json(views: list[FlywheelView]) -> dict[str, Any]:
-    flywheels = []
-    for v in views:
-        entry: dict[str, Any] = {"FlywheelName": v.name, "State": plan_state(v)}
-        if v.error is not None:
-            entry["Error"] = str(v.error)
-        if v.plan is not None:
-            entry["Actions"] = [_action_json(a) for a in v.plan.actions]
-            entry["Notes"] = list(v.plan.notes)
-        flywheels.append(entry)
-    states = [f["State"] for f in flywheels]
-    return {"Flywheels": flywheels, "Pending": states.count("PENDING"),
-            "Errors": states.count("ERROR"), "Suspended": states.count("SUSPENDED")}
-
-
-def _action_json(action: object) -> dict[str, Any]:
-    if isinstance(action, Iterate):
-        return {"Action": "ITERATE", "Reason": action.reason,
-                "NewDatasets": list(action.new_datasets), "Attempt": action.attempt,
-                **({"Request": action.request} if action.request else {})}
-    if isinstance(action, Pin):
-        return {"Action": "PIN", "Version": action.version, "Reason": action.reason}
-    if isinstance(action, Unpin):
-        return {"Action": "UNPIN", "Reason": action.reason,
-                **({"Version": action.version} if action.version else {})}
-    if isinstance(action, ApplyDecision):
-        return {"Action": "PROMOTE", "Version": action.version, "Reason": action.reason,
-                "FlywheelIterationId": action.iteration_id}
-    if isinstance(action, WriteSpec):
-        return {"Action": "WRITE_BACK", "Version": action.version, "Reason": action.reason}
-    if isinstance(action, Acknowledge):
-        return {"Action": "ACKNOWLEDGE", "Request": action.request, "Reason": action.reason}
-    return {"Action": type(action).__name__.upper()}
 
 
 # inspection -------------------------------------------------------------------------------
@@ -250,28 +123,6 @@ def flywheel_table(views: list[FlywheelView]) -> Table:
             ready.message,
         )
     return table
-
-
-def calibration_text(record: IterationRecord, trained: dict | None,
-                     active: dict | None) -> str | None:
-    """``trained v3 Brier 0.1686, ECE 0.0330; active v2 Brier 0.2045, ECE 0.0356`` (lower is
-    better), or None when neither evaluation has probabilities to judge."""
-    parts = []
-    for which, version, evaluation in (("trained", record.trained_model_version, trained),
-                                       ("active", record.evaluated_model_version, active)):
-        brier = (evaluation or {}).get("brierScore")
-        ece = (evaluation or {}).get("expectedCalibrationError")
-        if brier is not None and ece is not None:
-            parts.append(f"{which} {version or '—'} Brier {brier:.4f}, ECE {ece:.4f}")
-    return "; ".join(parts) + " (lower is better)" if parts else None
-
-
-def version_f1(observed: Observed, version: str | None) -> str:
-    """``v2 (F1 0.8123 in 20240101T000000Z)``: a version named with its own figure."""
-    if version is None:
-        return "—"
-    measured = observed.measured(version)
-    return f"{version} (F1 {f1(measured[0])} in {measured[1]})" if measured else version
 
 
 def iterations_table(name: str, records: list[IterationRecord]) -> Table:

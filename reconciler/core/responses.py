@@ -1,18 +1,33 @@
-"""Comprehend's response shapes, built from our records (pure).
+"""Every JSON response shape, built from records and results (pure): one place for each.
 
-``describe-flywheel``, ``list-flywheels``, ``describe-flywheel-iteration`` and
+Comprehend's: ``describe-flywheel``, ``list-flywheels``, ``describe-flywheel-iteration`` and
 ``list-flywheel-iteration-history`` answer with exactly the keys Comprehend's API uses, so scripts
 written against Comprehend read our JSON unchanged. Timestamps are epoch seconds; identifiers are
 ARN-shaped in a ``local`` region of account ``000000000000``.
+
+The project's own (``-o json`` of ``reconcile``, ``plan``, ``validate``, ``classify``,
+``status``, and the ``reconcile.finished`` log line) use the same PascalCase style. They take
+what the runtime returns through the small read-only protocols below, so this module needs
+nothing but the core.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, Protocol
 
 from reconciler.core.layout import Workspace
+from reconciler.core.planner import (
+    Acknowledge,
+    ApplyDecision,
+    Iterate,
+    Pin,
+    Plan,
+    Unpin,
+    WriteSpec,
+)
 from reconciler.core.spec import FlywheelSpec
-from reconciler.core.state import IterationRecord, ModelMetrics, Observed
+from reconciler.core.state import IterationRecord, ModelMetrics, Observed, PromotionRecord
 
 ARN_PREFIX = "arn:aws:comprehend:local:000000000000:"
 
@@ -99,3 +114,178 @@ def _last_modified(observed: Observed) -> float | None:
         times.append(observed.status.creation_time)
         times.extend(p.time for p in observed.status.promotions)
     return max(times, default=None)
+
+
+# the project's shapes --------------------------------------------------------------------------
+
+
+class Outcome(Protocol):
+    """One flywheel's part of a reconcile (``runtime.reconcile.FlywheelResult``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def spec_file(self) -> str: ...
+    @property
+    def plan(self) -> Plan | None: ...
+    @property
+    def iteration(self) -> IterationRecord | None: ...
+    @property
+    def promotions(self) -> list[PromotionRecord]: ...
+    @property
+    def error(self) -> Exception | None: ...
+    @property
+    def busy(self) -> bool: ...
+    @property
+    def stopped(self) -> bool: ...
+
+
+class Result(Protocol):
+    """A whole reconcile (``runtime.reconcile.ReconcileResult``)."""
+
+    @property
+    def flywheels(self) -> Sequence[Outcome]: ...
+    @property
+    def errors(self) -> Sequence[Exception]: ...
+    @property
+    def all_errors(self) -> Sequence[Exception]: ...
+
+
+class Planned(Protocol):
+    """One flywheel as ``flywheel plan`` sees it (``runtime.queries.FlywheelView``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def plan(self) -> Plan | None: ...
+    @property
+    def error(self) -> Exception | None: ...
+
+
+PlanState = Literal["ERROR", "SUSPENDED", "PENDING", "UP_TO_DATE"]
+
+
+def reconcile_response(result: Result) -> dict[str, Any]:
+    """``flywheel reconcile -o json``."""
+    return {
+        "Flywheels": [
+            {
+                "FlywheelName": f.name,
+                "SpecFile": f.spec_file,
+                "Iteration": iteration_properties(f.iteration) if f.iteration else None,
+                "Promotions": [p.to_json_dict() for p in f.promotions],
+                "Busy": f.busy,
+                "Notes": list(f.plan.notes) if f.plan else [],
+                "Error": str(f.error) if f.error else None,
+            }
+            for f in result.flywheels
+        ],
+        "Errors": [str(e) for e in result.errors],
+    }
+
+
+def reconcile_counts(result: Result) -> dict[str, Any]:
+    """The counts of one reconcile: the last line of ``--log-format json``, and its summary."""
+    return {"event": "reconcile.finished", "flywheels": len(result.flywheels),
+            "iterations": sum(1 for f in result.flywheels if f.iteration),
+            "promotions": sum(len(f.promotions) for f in result.flywheels),
+            "errors": len(result.all_errors),
+            "failed": [f.name for f in result.flywheels if f.error],
+            "busy": [f.name for f in result.flywheels if f.busy],
+            "stopped": [f.name for f in result.flywheels if f.stopped]}
+
+
+def plan_state(view: Planned) -> PlanState:
+    """What ``flywheel plan`` says of one flywheel."""
+    if view.error is not None:
+        return "ERROR"
+    assert view.plan is not None
+    if view.plan.suspended:
+        return "SUSPENDED"
+    return "PENDING" if view.plan.actions else "UP_TO_DATE"
+
+
+def plan_response(views: Iterable[Planned]) -> dict[str, Any]:
+    """``flywheel plan -o json``."""
+    flywheels = []
+    for v in views:
+        entry: dict[str, Any] = {"FlywheelName": v.name, "State": plan_state(v)}
+        if v.error is not None:
+            entry["Error"] = str(v.error)
+        if v.plan is not None:
+            entry["Actions"] = [action_json(a) for a in v.plan.actions]
+            entry["Notes"] = list(v.plan.notes)
+        flywheels.append(entry)
+    states = [f["State"] for f in flywheels]
+    return {"Flywheels": flywheels, "Pending": states.count("PENDING"),
+            "Errors": states.count("ERROR"), "Suspended": states.count("SUSPENDED")}
+
+
+def action_json(action: object) -> dict[str, Any]:
+    """One planned action (``Action``, ``Reason`` and what it names)."""
+    if isinstance(action, Iterate):
+        return {"Action": "ITERATE", "Reason": action.reason,
+                "NewDatasets": list(action.new_datasets), "Attempt": action.attempt,
+                **({"Request": action.request} if action.request else {})}
+    if isinstance(action, Pin):
+        return {"Action": "PIN", "Version": action.version, "Reason": action.reason}
+    if isinstance(action, Unpin):
+        return {"Action": "UNPIN", "Reason": action.reason,
+                **({"Version": action.version} if action.version else {})}
+    if isinstance(action, ApplyDecision):
+        return {"Action": "PROMOTE", "Version": action.version, "Reason": action.reason,
+                "FlywheelIterationId": action.iteration_id}
+    if isinstance(action, WriteSpec):
+        return {"Action": "WRITE_BACK", "Version": action.version, "Reason": action.reason}
+    if isinstance(action, Acknowledge):
+        return {"Action": "ACKNOWLEDGE", "Request": action.request, "Reason": action.reason}
+    return {"Action": type(action).__name__.upper()}
+
+
+def validate_response(lines: list[str]) -> dict[str, Any]:
+    """``flywheel validate -o json``: one line per problem."""
+    return {"Valid": not lines, "Errors": lines}
+
+
+def list_flywheels_response(flywheels: Iterable[tuple[FlywheelSpec, Observed, str]]
+                            ) -> dict[str, Any]:
+    """``flywheel list -o json`` (ListFlywheels): (spec, observed, message) per flywheel."""
+    return {"FlywheelSummaryList": [flywheel_summary(spec, observed, message)
+                                    for spec, observed, message in flywheels]}
+
+
+class Scored(Protocol):
+    """One classified document (``runtime.classify.Classification``)."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+    @property
+    def scores(self) -> dict[str, float]: ...
+    @property
+    def score_kind(self) -> str: ...
+    @property
+    def raw_scores(self) -> dict[str, float] | None: ...
+    @property
+    def raw_score_kind(self) -> str | None: ...
+
+
+def classify_response(version: str, results: Iterable[Scored]) -> dict[str, Any]:
+    """``flywheel classify -o json``: Comprehend's ClassifyDocument ``Labels``/``Classes``
+    per text, with the model version and the kind of score."""
+    def entry(c: Scored, name: str) -> dict[str, object]:
+        raw = {} if c.raw_scores is None else {"RawScore": c.raw_scores[name]}
+        return {"Name": name, "Score": c.scores[name], **raw}
+
+    return {"ModelVersion": version, "Results": [
+        {"Text": c.text, "Labels": [entry(c, n) for n in c.labels],
+         "Classes": [entry(c, n) for n in c.scores],
+         "ScoreKind": c.score_kind,
+         **({"RawScoreKind": c.raw_score_kind} if c.raw_scores is not None else {})}
+        for c in results]}
+
+
+def watch_status_response(running: bool, status: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``flywheel status -o json``: whether a daemon runs, and its status file."""
+    return {"Running": running, "Status": status}

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from reconciler.adapters.lake import Lake
 from reconciler.core.spec import Mode
-from reconciler.errors import StateError
+from reconciler.errors import NotFoundError, StateError
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+#: ``probability``: calibrated scores; ``margin``: a model from before calibration (v1).
+ScoreKind = Literal["probability", "margin"]
 
 
 @dataclass(frozen=True)
@@ -25,20 +34,44 @@ class Classification:
     text: str
     labels: tuple[str, ...]
     scores: dict[str, float]
-    score_kind: str  # "probability" or "margin"
+    score_kind: ScoreKind
     raw_scores: dict[str, float] | None = None
     raw_score_kind: str | None = None
 
 
+class ModelCache:
+    """Loaded models keyed by their file's recorded sha256 (a long-lived handle, such as a
+    server's, loads and checks each model once); at most ``size`` are kept, least recently used
+    dropped. Safe to share between threads."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._models: OrderedDict[str, Pipeline] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def load(self, root: Path, file: str, sha256: str) -> Pipeline:
+        with self._lock:
+            if sha256 in self._models:
+                self._models.move_to_end(sha256)
+                return self._models[sha256]
+        from reconciler.stages.modelfile import load_model
+
+        model = load_model(root / file, sha256, display=file)  # checks the sha256 and bounds
+        with self._lock:
+            self._models[sha256] = model
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+        return model
+
+
 def classify(root: Path, name: str, texts: list[str], version: str | None = None, *,
-             raw: bool = False) -> tuple[str, list[Classification]]:
+             raw: bool = False, lake: Lake | None = None,
+             models: ModelCache | None = None) -> tuple[str, list[Classification]]:
     """Classify ``texts`` with ``version`` (default: the active model); returns the version used.
 
     ``raw``: also give each label's raw score (``Classification.raw_scores``).
     """
-    from reconciler.stages.modelfile import load_model
-
-    observed = Lake(root).observe(name)
+    observed = (lake or Lake(root)).observe(name)
     chosen = version or observed.active_model
     if chosen is None:
         from reconciler.runtime.queries import view  # only on this path: it reads the spec
@@ -47,8 +80,8 @@ def classify(root: Path, name: str, texts: list[str], version: str | None = None
         raise StateError(f"flywheel {name!r} has no active model: {reason}")
     record = observed.versions.get(chosen)
     if record is None:
-        raise StateError(f"flywheel {name!r} has no model version {chosen}")
-    model = load_model(root / record.file, record.sha256, display=record.file)
+        raise NotFoundError(f"flywheel {name!r} has no model version {chosen}")
+    model = (models or ModelCache(size=1)).load(root, record.file, record.sha256)
     # Imported only now: scikit-learn takes seconds to import, and a refused file needs none.
     from reconciler.stages import recipes
 

@@ -1,12 +1,15 @@
 """Read-only views of flywheels for ``list``/``describe``/``iterations``/``classify``.
 
-Nothing here writes: a view reads the specs and the lake and asks the planner what *would* happen,
-which is how the conditions (Ready, Reconciling, Stalled) are derived rather than stored.
+A view reads the specs and the lake and asks the planner what *would* happen, which is how the
+conditions (Ready, Reconciling, Stalled) are derived rather than stored. Nothing the user owns is
+written; the one write is the local dataset-hash cache (``.flywheel/cache``), saved so the next
+read need not hash the datasets again.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -81,7 +84,9 @@ class FlywheelView:
 
 
 def all_views(root: Path, names: set[str] | None = None, *,
-              check_data: bool | Literal["all"] = False) -> list[FlywheelView]:
+              check_data: bool | Literal["all"] = False, lake: Lake | None = None,
+              cache: HashCache | None = None,
+              clock: Callable[[], float] = time.time) -> list[FlywheelView]:
     """One view per spec (and per spec file that fails to load).
 
     With ``check_data`` (``flywheel plan``), a flywheel with an iteration due also has the rows
@@ -90,12 +95,12 @@ def all_views(root: Path, names: set[str] | None = None, *,
     every flywheel's; without it (``list``, the daemon's passes) no dataset content is read.
     """
     root = root.resolve()
-    lake = Lake(root)
-    cache = HashCache(root)
+    lake = lake or Lake(root)
+    cache = cache or HashCache(root)
     specs, errors = load_specs(root)
     result = [FlywheelView(e.flywheel or e.file or "?", None, Observed(), None, e)
               for e in errors if names is None or e.flywheel in names]
-    now = time.time()
+    now = clock()
     for spec_file in specs:
         name = spec_file.spec.name
         if names is not None and name not in names:
@@ -121,10 +126,11 @@ def all_views(root: Path, names: set[str] | None = None, *,
     return sorted(result, key=lambda v: v.name)
 
 
-def view(root: Path, name: str, *, records: bool = False) -> FlywheelView:
+def view(root: Path, name: str, *, records: bool = False, lake: Lake | None = None,
+         cache: HashCache | None = None) -> FlywheelView:
     """One flywheel's view; with ``records``, a lake it cannot read is its one-line error
     (``iterations``, ``iteration``, ``describe``: never an empty history for a corrupt one)."""
-    found = [v for v in all_views(root, {name}) if v.name == name]
+    found = [v for v in all_views(root, {name}, lake=lake, cache=cache) if v.name == name]
     if not found:
         raise NotFoundError(f"no flywheel named {name!r} under specs/")
     if records and found[0].lake_error is not None:
