@@ -19,7 +19,7 @@ from reconciler.runtime.events import (
     Event,
     StageStarted,
 )
-from reconciler.runtime.logs import LineWriter, action_text, event_fields
+from reconciler.runtime.logs import LineWriter, event_fields
 from reconciler.runtime.queries import FlywheelView
 
 
@@ -85,7 +85,7 @@ def plan_table(views: list[FlywheelView]) -> Table:
             detail = escape(str(v.error))
         else:
             assert v.plan is not None
-            lines = [escape(action_text(a)) for a in v.plan.actions]
+            lines = [escape(a.summary()) for a in v.plan.actions]
             lines += [f"[dim]{escape(note)}[/]" for note in v.plan.notes]
             detail = "\n".join(lines) or "nothing to do"
         table.add_row(v.name, f"[{colours[state]}]{state}[/]", detail)

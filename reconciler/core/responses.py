@@ -17,15 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from reconciler.core.layout import Workspace
-from reconciler.core.planner import (
-    Acknowledge,
-    ApplyDecision,
-    Iterate,
-    Pin,
-    Plan,
-    Unpin,
-    WriteSpec,
-)
+from reconciler.core.planner import Plan
 from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import IterationRecord, ModelMetrics, Observed, PromotionRecord
 
@@ -213,33 +205,12 @@ def plan_response(views: Iterable[Planned]) -> dict[str, Any]:
         if v.error is not None:
             entry["Error"] = str(v.error)
         if v.plan is not None:
-            entry["Actions"] = [action_json(a) for a in v.plan.actions]
+            entry["Actions"] = [a.to_json() for a in v.plan.actions]
             entry["Notes"] = list(v.plan.notes)
         flywheels.append(entry)
     states = [f["State"] for f in flywheels]
     return {"Flywheels": flywheels, "Pending": states.count("PENDING"),
             "Errors": states.count("ERROR"), "Suspended": states.count("SUSPENDED")}
-
-
-def action_json(action: object) -> dict[str, Any]:
-    """One planned action (``Action``, ``Reason`` and what it names)."""
-    if isinstance(action, Iterate):
-        return {"Action": "ITERATE", "Reason": action.reason,
-                "NewDatasets": list(action.new_datasets), "Attempt": action.attempt,
-                **({"Request": action.request} if action.request else {})}
-    if isinstance(action, Pin):
-        return {"Action": "PIN", "Version": action.version, "Reason": action.reason}
-    if isinstance(action, Unpin):
-        return {"Action": "UNPIN", "Reason": action.reason,
-                **({"Version": action.version} if action.version else {})}
-    if isinstance(action, ApplyDecision):
-        return {"Action": "PROMOTE", "Version": action.version, "Reason": action.reason,
-                "FlywheelIterationId": action.iteration_id}
-    if isinstance(action, WriteSpec):
-        return {"Action": "WRITE_BACK", "Version": action.version, "Reason": action.reason}
-    if isinstance(action, Acknowledge):
-        return {"Action": "ACKNOWLEDGE", "Request": action.request, "Reason": action.reason}
-    return {"Action": type(action).__name__.upper()}
 
 
 def validate_response(lines: list[str]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from reconciler.core.planner import Acknowledge, ApplyDecision, Iterate, Pin, Unpin, WriteSpec
 from reconciler.runtime.events import (
     Event,
     Failed,
@@ -106,7 +105,7 @@ def event_fields(event: Event) -> dict[str, Any] | None:
             return {"event": "up-to-date", "flywheel": event.flywheel,
                     "note": "; ".join(event.plan.notes) or "nothing to do"}
         return {"event": "planned", "flywheel": event.flywheel,
-                "actions": "; ".join(action_text(a) for a in event.plan.actions) or "none",
+                "actions": "; ".join(a.summary() for a in event.plan.actions) or "none",
                 **({"note": "; ".join(event.plan.notes)} if event.plan.notes else {})}
     if isinstance(event, IterationStarted):
         return {"event": "iteration.started", "flywheel": event.flywheel,
@@ -148,22 +147,6 @@ def event_fields(event: Event) -> dict[str, Any] | None:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
-
-
-def action_text(action: object) -> str:
-    if isinstance(action, Iterate):
-        return f"iterate ({action.reason})"
-    if isinstance(action, WriteSpec):
-        return f"write {action.version} back to the spec"
-    if isinstance(action, Acknowledge):
-        return f"answer request {action.request} ({action.reason})"
-    if isinstance(action, Pin):
-        return f"pin {action.version}"
-    if isinstance(action, Unpin):
-        return f"unpin, promote {action.version}" if action.version else "unpin"
-    if isinstance(action, ApplyDecision):
-        return f"promote {action.version}"
-    return str(action)
 
 
 def _text(value: object) -> str:
