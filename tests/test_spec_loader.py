@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from reconciler.adapters import loader as loader_module
+from reconciler.adapters import safe_yaml
 from reconciler.adapters.loader import MAX_SPEC_BYTES, load_spec, load_specs, parse_yaml
 from reconciler.core.spec import (
     ComplementNbRecipe,
@@ -312,7 +313,7 @@ PARSERS = [pytest.param(yaml.SafeLoader, id="pure-python")] + (
 
 @pytest.fixture(params=PARSERS)
 def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> type:
-    monkeypatch.setattr(loader_module, "_Loader", request.param)
+    monkeypatch.setattr(safe_yaml, "_Loader", request.param)
     loader_module._PARSED.clear()
     return request.param
 

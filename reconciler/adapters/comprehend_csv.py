@@ -96,31 +96,55 @@ class _CellTooLong(Exception):
 _QUOTED_RUN = re.compile(r'[^"]*(?:""[^"]*)*')
 #: An unquoted cell: up to a comma or the line's end.
 _UNQUOTED_RUN = re.compile(r"[^,\r\n]*")
+#: A line this long or shorter is kept by reference until its row is read, not followed.
+_HELD = 1 << 16
 
 
 class _CellMeter:
-    """Follows the csv module's quoting (the default dialect, strict) over the physical lines it
-    is fed, to know the length of every cell before the csv module holds it.
+    """Knows that no cell of the row being read is longer than ``limit``, before the csv module
+    holds the line that would make it so (:meth:`fits`, one physical line at a time;
+    :meth:`row_read` once the csv module has read a whole row).
 
-    A cell is counted as the csv module counts it: a quoted cell's quotes are not counted, an
-    escaped quote ``""`` counts one, and the line ends inside a quoted cell count. Once a line
-    holds something the csv module refuses (``"x"y``), the meter stops: the csv module's own
-    error ends the reading at that line.
+    While a row's lines are short (:data:`_HELD`) and add up to ``limit`` characters or fewer,
+    none of its cells can be longer: they are only kept (a reference each). Past that, the row is
+    followed as the csv module reads it (the default dialect, strict): a quoted cell's quotes are
+    not counted, an escaped quote ``""`` counts one, and the line ends inside a quoted cell
+    count. Once a line holds something the csv module refuses (``"x"y``), following stops: its
+    own error ends the reading there. Nothing is copied: a long line costs no memory here.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.quoted = False  # a line starts inside a quoted cell (else at a row's start)
+        self.held: list[str] = []  # the row's lines so far, while none is followed
+        self.held_chars = 0
+        self.following = False
+        self.quoted = False  # the next line starts inside a quoted cell (else at a cell's start)
         self.length = 0  # that cell's characters so far
         self.lost = False
 
+    def row_read(self) -> None:
+        """The csv module has read a whole row: the next line starts another."""
+        self.held.clear()
+        self.held_chars, self.following, self.quoted, self.length = 0, False, False, 0
+
     def fits(self, line: str) -> bool:
-        """Follow ``line`` (its end kept); False once a cell is longer than the limit."""
+        """Whether every cell stays within the limit with ``line`` (its end kept) read too."""
+        if not self.following:
+            chars = self.held_chars + len(line)
+            if len(line) <= _HELD and chars <= self.limit:
+                self.held.append(line)
+                self.held_chars = chars
+                return True
+            self.following = True
+            for earlier in self.held:  # its cells are short: followed for where they end
+                self._follow(earlier)
+            self.held.clear()
+        return self._follow(line)
+
+    def _follow(self, line: str) -> bool:
         limit = self.limit
         if self.lost:
             return True
-        if not self.quoted and '"' not in line:  # the common case: unquoted cells only
-            return len(line) <= limit or max(map(len, line.rstrip("\r\n").split(","))) <= limit
         pos, end, length, quoted = 0, len(line), self.length, self.quoted
         while True:
             if quoted:
@@ -198,8 +222,8 @@ def _iter_rows(path: Path, display: str, task: TaskConfig) -> Iterator[Document]
     cell_limit = 2 * max_chars + labels_chars + 64
     _allow_cells_of(cell_limit)
     position = [0]
-    reader = csv.reader(_lines(path, display, 4 * cell_limit + 8, position,
-                               _CellMeter(cell_limit)), strict=True)
+    meter = _CellMeter(cell_limit)
+    reader = csv.reader(_lines(path, display, 4 * cell_limit + 8, position, meter), strict=True)
     label_sets: dict[str, frozenset[str]] = {}  # one frozenset per distinct label cell
     line = 1
     first = True
@@ -213,6 +237,7 @@ def _iter_rows(path: Path, display: str, task: TaskConfig) -> Iterator[Document]
 
     try:
         for row in reader:
+            meter.row_read()
             start, line = line, reader.line_num + 1
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # blank line
