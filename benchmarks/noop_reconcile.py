@@ -5,8 +5,9 @@ dataset versions each (9 TRAIN + 1 TEST), small CSV files whose rows are sampled
 ``data/debian-sections`` files, so every label is a declared one.
 
 It is brought to a *really* reconciled state without paying for 100 ``dvc repro`` runs: the
-reconciler's own ``reconcile()`` runs in this process with one substitution, the DVC session
-that would run each stage as a subprocess runs the same stage functions
+reconciler's own ``reconcile()`` runs in this process with one substitution, made through the
+executor seam (``DvcExecutor(dvc_session=...)``): the DVC session that would run each stage as a
+subprocess runs the same stage functions
 (``reconciler.stages.{prepare,train,evaluate}.run``) in-process instead. So every lake record,
 generated pipeline file, stage output and model file is the one the reconciler writes. Then DVC
 itself records what it would have recorded: ``dvc commit -f`` writes every
@@ -44,7 +45,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import yaml
 from _common import (
@@ -129,7 +129,7 @@ class InProcessStages:
 
     tracked: list[str] = []
 
-    def __init__(self, root: Path, log: Path) -> None:
+    def __init__(self, root: Path, log: Path, stop: object = None) -> None:
         self.root = root
         self._cwd = ""
 
@@ -155,12 +155,11 @@ class InProcessStages:
 
 def reconcile_in_process(root: Path) -> list[str]:
     """Run ``reconcile()`` once with in-process stages; returns the folders to ``dvc add``."""
-    import reconciler.runtime.iteration
+    from reconciler.runtime.executor import DvcExecutor
     from reconciler.runtime.reconcile import reconcile
 
     InProcessStages.tracked = []
-    with mock.patch.object(reconciler.runtime.iteration, "DvcSession", InProcessStages):
-        result = reconcile(root)
+    result = reconcile(root, executor=DvcExecutor(dvc_session=InProcessStages))
     if not result.ok:
         raise RuntimeError("building the repository failed: "
                            + "; ".join(str(e) for e in result.all_errors))

@@ -22,7 +22,7 @@ coordinator copies it into the lake (never over a file there) and checks its sha
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +99,17 @@ class IterationExecutor(Protocol):
 
 
 class DvcExecutor:
-    """Today's executor: the flywheel's DVC pipeline, reproduced in this process."""
+    """Today's executor: the flywheel's DVC pipeline, reproduced in this process.
+
+    ``dvc_session`` opens the conversation with DVC (``DvcSession(root, log, stop=...)``, a
+    context manager with ``reproduce(target)`` and ``track(path)``): by default
+    :class:`reconciler.adapters.dvc.DvcSession`; ``benchmarks/noop_reconcile.py`` passes one
+    that runs the stage functions in-process instead of ``dvc repro``.
+    """
+
+    def __init__(self, dvc_session: Callable[..., AbstractContextManager[Any]] | None = None,
+                 ) -> None:
+        self.dvc_session = dvc_session
 
     def check(self, root: Path, spec_file: SpecFile) -> None:
         from reconciler.adapters.dvc import is_dvc_repo
@@ -119,7 +129,7 @@ class DvcExecutor:
         from reconciler.adapters.dvc import DvcSession
 
         log = job.root / iteration_log(job.name, job.iteration_id)
-        with DvcSession(job.root, log, stop=stop.is_set) as dvc:
+        with (self.dvc_session or DvcSession)(job.root, log, stop=stop.is_set) as dvc:
             yield _DvcRun(job, dvc)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from reconciler.adapters import git
 from reconciler.adapters.datasets import HashCache, fingerprint
 from reconciler.adapters.lake import Lake
-from reconciler.adapters.loader import SpecFile, load_specs
+from reconciler.adapters.loader import SpecFile, load_spec, load_specs
 from reconciler.adapters.requests import read_request
 from reconciler.core.planner import Plan, plan
 from reconciler.core.state import (
@@ -224,6 +224,8 @@ def _act(ctx: Context, spec_file: SpecFile, outcome: FlywheelResult) -> None:
     enable another (a promotion, the write-back of the new active model). Each kind of action
     runs at most once per reconcile: one the plan still asks for after it ran (a write-back
     held by uncommitted changes) waits for the next reconcile instead of running in a loop.
+    Rounds end once the spec file no longer says what they were planned from (a write-back
+    edited it): the next reconcile plans from the spec as it is then.
     """
     name = spec_file.spec.name
 
@@ -254,11 +256,20 @@ def _act(ctx: Context, spec_file: SpecFile, outcome: FlywheelResult) -> None:
             if record is not None:
                 outcome.iteration = record
         done.update(type(action) for action in pending)
-        if not pending or round_ == MAX_ROUNDS:
+        if not pending or round_ == MAX_ROUNDS or not _spec_unchanged(ctx.root, spec_file):
             break
         # The data files are as planned (an action never writes them): only the lake changed.
         inputs = replace(inputs, observed=ctx.lake.observe(name))
         pending = tuple(a for a in plan_for(inputs, now).actions if type(a) not in done)
+
+
+def _spec_unchanged(root: Path, spec_file: SpecFile) -> bool:
+    """Whether the spec file still says what ``spec_file`` was read as."""
+    try:
+        fresh = load_spec(root / spec_file.path, root)
+    except (FlywheelError, OSError):
+        return False
+    return fresh.spec == spec_file.spec and fresh.policy_managed == spec_file.policy_managed
 
 
 def reconciler_version() -> str:
