@@ -787,8 +787,10 @@ def test_a_line_longer_than_any_row_is_never_held(tmp_path: Path,
     assert error.message.startswith("line is longer than 380 characters")
 
 
-def test_reading_leaves_the_csv_modules_cell_limit_as_it_was(
+def test_reading_never_changes_the_csv_modules_cell_limit_while_rows_are_read(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit is process-wide: reading bounds cells itself, so it never swaps the limit per
+    row (a reader in another thread would see it change), and lowers it never."""
     before = csv.field_size_limit()
     monkeypatch.setenv("FLYWHEEL_MAX_ROW_CHARS", "4")
     documents = iter_dataset(write(tmp_path, "data/d.csv", "spam,x\nham,y\n"), "data/d.csv",
@@ -797,6 +799,135 @@ def test_reading_leaves_the_csv_modules_cell_limit_as_it_was(
     assert csv.field_size_limit() == before  # another reader, between two rows, is not limited
     assert [d.text for d in documents] == ["y"]
     assert csv.field_size_limit() == before
+
+
+def test_the_csv_modules_cell_limit_is_raised_once_for_what_reading_needs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = csv.field_size_limit()
+    try:
+        csv.field_size_limit(1000)
+        monkeypatch.setenv("FLYWHEEL_MAX_ROW_CHARS", "10000")  # cells of 20073 at most
+        path = write(tmp_path, "data/d.csv", "spam," + "x" * 9000 + "\nham,y\n")
+        assert [len(d.text) for d in read_dataset(path, "data/d.csv", MULTI_CLASS)] == [9000, 1]
+        assert csv.field_size_limit() == 2 * 10000 + 9 + 64
+        monkeypatch.setenv("FLYWHEEL_MAX_ROW_CHARS", "10")
+        read_dataset(write(tmp_path, "data/e.csv", "spam,x\n"), "data/e.csv", MULTI_CLASS)
+        assert csv.field_size_limit() == 2 * 10000 + 9 + 64  # never lowered
+    finally:
+        csv.field_size_limit(before)
+
+
+@pytest.mark.parametrize(
+    ("cell", "refused"),
+    [
+        ('"' + "x" * 93 + '"', False),  # exactly the cell limit (2 x 10 + 9 + 64)
+        ('"' + "x" * 94 + '"', True),
+        ('"' + '""' * 93 + '"', False),  # an escaped quote counts one
+        ('"' + '""' * 94 + '"', True),
+        ('"' + "ab\n" * 31 + '"', False),  # 93: the line ends inside count
+        ('"' + "ab\r\n" * 24 + '"', True),  # 96
+        ("x" * 94, True),  # unquoted, on one line
+    ],
+    ids=["at-limit", "past-limit", "quotes-at-limit", "quotes-past-limit",
+         "lines-at-limit", "crlf-lines-past-limit", "unquoted-past-limit"],
+)
+def test_a_cell_is_measured_as_the_csv_module_reads_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cell: str, refused: bool) -> None:
+    monkeypatch.setenv("FLYWHEEL_MAX_ROW_CHARS", "10")
+    content = "spam,ok\nham," + cell + "\nspam,after\n"
+    with pytest.raises(DataError) as info:
+        read(tmp_path, content)
+    if refused:
+        assert info.value.message.startswith("a cell of the row starting here has more than 93")
+        assert info.value.line == 2
+    else:  # read, then refused for its length as a document
+        assert info.value.message.startswith("document has")
+        assert not info.value.others
+
+
+def test_a_cell_far_past_the_limit_across_many_lines_is_never_held(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_MAX_ROW_CHARS", "10")
+    error = read_error(tmp_path, 'spam,ok\nham,"' + 'a ""quoted"" line\n' * 100_000 + '"\n')
+    assert error.line == 2
+    assert error.message.startswith("a cell of the row starting here has more than 93")
+
+
+def test_the_cell_bound_agrees_with_the_csv_modules_own_limit() -> None:
+    """Every small CSV text and limit: the rows read, or the first error, are the csv module's
+    own under ``csv.field_size_limit(limit)`` (what the reader did before bounding cells itself).
+    """
+    import io
+
+    from reconciler.adapters import comprehend_csv
+
+    class TooLong(Exception):
+        pass
+
+    def lines(text: str):
+        handle = io.StringIO(text, newline="")
+        while line := handle.readline():
+            yield line
+
+    def outcome(reader, after_row):
+        rows: list[object] = []
+        try:
+            for row in reader:
+                after_row()
+                rows.append(row)
+        except TooLong:
+            rows.append("too long")
+        except csv.Error as exc:
+            rows.append("too long" if str(exc).startswith("field larger") else str(exc))
+        return rows
+
+    def metered(text: str, meter):
+        for line in lines(text):
+            if not meter.fits(line):
+                raise TooLong
+            yield line
+
+    rng = random.Random(20)
+    pieces = ["a", "b", ",", '"', '""', "\n", "\r", "\r\n", " ", "x,y", '"a"']
+    before = csv.field_size_limit()
+    try:
+        for _ in range(20_000):
+            text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 24)))
+            limit = rng.randint(1, 12)
+            csv.field_size_limit(limit)
+            expected = outcome(csv.reader(lines(text), strict=True), lambda: None)
+            csv.field_size_limit(before)
+            meter = comprehend_csv._CellMeter(limit)
+            got = outcome(csv.reader(metered(text, meter), strict=True), meter.row_read)
+            assert got == expected, (text, limit)
+    finally:
+        csv.field_size_limit(before)
+
+
+def test_readers_in_several_threads_read_the_same(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    monkeypatch.setenv("FLYWHEEL_MAX_ROW_CHARS", "50")
+    short = write(tmp_path, "data/short.csv", 'spam,"a, b"\n' * 500)
+    long_cell = write(tmp_path, "data/long.csv", "spam,ok\n" + 'ham,"' + "x\n" * 200 + '"\n')
+    results: dict[str, list[object]] = {"short": [], "long": []}
+
+    def work() -> None:
+        for _ in range(20):
+            results["short"].append(len(read_dataset(short, "data/short.csv", MULTI_CLASS)))
+            with pytest.raises(DataError) as info:
+                read_dataset(long_cell, "data/long.csv", MULTI_CLASS)
+            results["long"].append(info.value.message.split(";")[0])
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results["short"] == [500] * 80
+    assert set(results["long"]) == {"a cell of the row starting here has more than 173 "
+                                    "characters"}
 
 
 def test_a_file_that_is_not_utf8_far_in_names_the_line(tmp_path: Path) -> None:

@@ -671,3 +671,60 @@ def test_load_specs_survives_a_pathological_file(tmp_path: Path) -> None:
     loaded, errors = load_specs(tmp_path)
     assert [s.path for s in loaded] == ["specs/good.yaml"]
     assert sorted(e.file for e in errors) == ["specs/binary.yaml", "specs/laughs.yaml"]
+
+
+# --------------------------------------------------------------------------------------------
+# The parse cache, and the specs/ folder check
+
+
+def test_the_parse_cache_is_shared_safely_between_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads loading specs at once (a server answering several requests) each get the spec of
+    the file they read, while the cache keeps dropping its oldest entries."""
+    import threading
+
+    monkeypatch.setattr(loader_module, "_PARSED", loader_module._ParseCache(8))
+    paths = [write_spec(tmp_path, edit("name: demo", f"name: demo-{i}"), f"s{i}.yaml")
+             for i in range(24)]
+    failures: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for turn in range(60):
+                index = (offset + turn) % len(paths)
+                assert load_spec(paths[index], tmp_path).spec.name == f"demo-{index}"
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n * 5,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert len(loader_module._PARSED) == 8
+
+
+def test_a_repeated_load_comes_from_the_cache(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, BASE)
+    first = load_spec(path, tmp_path)
+    assert load_spec(path, tmp_path) is first
+    path.write_text(BASE + "\n", encoding="utf-8")  # other bytes: parsed again
+    assert load_spec(path, tmp_path) is not first
+
+
+def test_a_spec_linked_out_of_the_specs_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere/x.yaml").write_text(BASE, encoding="utf-8")
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs/x.yaml").symlink_to(tmp_path / "elsewhere/x.yaml")
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path / "specs/x.yaml", tmp_path)
+    assert info.value.message.startswith("resolves outside the repository's specs/ folder (to ")
+    assert info.value.file == SPEC_FILE
+
+
+def test_a_spec_linked_to_a_nested_spec_inside_is_read(tmp_path: Path) -> None:
+    write_spec(tmp_path, BASE, "team/real.yaml")
+    (tmp_path / "specs/x.yaml").symlink_to("team/real.yaml")
+    assert load_spec(tmp_path / "specs/x.yaml", tmp_path).path == SPEC_FILE
