@@ -17,19 +17,12 @@ from typing import Literal
 from reconciler.adapters.datasets import HashCache, check_corpus
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_specs
+from reconciler.core.conditions import Condition, conditions
 from reconciler.core.planner import Iterate, Plan
 from reconciler.core.policy import inactive_reason
 from reconciler.core.state import IterationRecord, Observed
 from reconciler.errors import FlywheelError, NotFoundError
 from reconciler.runtime.reconcile import plan_for, read_inputs
-
-
-@dataclass(frozen=True)
-class Condition:
-    type: str  # Ready | Reconciling | Stalled
-    status: bool
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -45,27 +38,9 @@ class FlywheelView:
 
     @property
     def conditions(self) -> list[Condition]:
-        if self.error is not None:
-            return [Condition("Ready", False, "Stalled", str(self.error)),
-                    Condition("Stalled", True, self.error.kind, str(self.error))]
-        assert self.plan is not None
-        if self.plan.suspended:
-            return [Condition("Ready", False, "Suspended", "; ".join(self.plan.notes))]
-        pending = [a for a in self.plan.actions if isinstance(a, Iterate)]
-        if pending:
-            return [Condition("Ready", False, "IterationPending", pending[0].reason),
-                    Condition("Reconciling", True, "IterationPending", pending[0].reason)]
-        if self.plan.actions:
-            return [Condition("Ready", False, "PromotionPending",
-                              "; ".join(a.reason for a in self.plan.actions))]
-        note = "; ".join(self.plan.notes) or "up to date"
-        completed = self.observed.completed()
-        if self.observed.active_model is None and completed and self.spec_file is not None:
-            # Up to date, yet nothing can classify: say why and what to do, not Ready=True.
-            reason = inactive_reason(self.spec_file.spec.promotion, completed)
-            return [Condition("Ready", False, "NoActiveModel", reason),
-                    Condition("Stalled", True, "NoActiveModel", reason)]
-        return [Condition("Ready", True, "UpToDate", note)]
+        return conditions(self.error, self.plan, self.observed,
+                          declared=self.spec_file is not None,
+                          promotion=self.spec_file.spec.promotion if self.spec_file else None)
 
     @property
     def inactive_reason(self) -> str:
