@@ -26,12 +26,15 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.adapters import dvc
 from reconciler.adapters.files import (
+    OutsideFolder,
+    Unresolvable,
     atomic_write_json,
     create_copy,
     file_lock,
     read_json,
     read_regular,
     remove_stale_temp_files,
+    resolve_within,
     sha256_of,
     write_if_changed,
 )
@@ -80,12 +83,12 @@ class Lake:
         folders) linked elsewhere would make a reconcile read and write outside the repository.
         """
         try:
-            real = path.resolve()
-        except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+            resolve_within(self.root, LAKE_DIR, path.absolute())  # path: under self.root
+        except Unresolvable as exc:
             raise StateError(f"cannot be resolved: {exc}", file=self._display(path)) from exc
-        if not real.is_relative_to(self.root.resolve() / LAKE_DIR):
-            raise StateError(f"resolves outside the repository's {LAKE_DIR}/ folder (to {real})",
-                             file=self._display(path))
+        except OutsideFolder as exc:
+            raise StateError(f"resolves outside the repository's {LAKE_DIR}/ folder "
+                             f"(to {exc.target})", file=self._display(path)) from None
         return path
 
     def flywheels(self) -> list[str]:

@@ -28,7 +28,12 @@ from typing import Any
 
 import yaml
 
-from reconciler.adapters.files import write_if_changed
+from reconciler.adapters.files import (
+    OutsideFolder,
+    Unresolvable,
+    resolve_within,
+    write_if_changed,
+)
 from reconciler.core.layout import PIPELINES_DIR, STAGE_LAUNCHER, Workspace
 from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import ModelVersionRecord
@@ -94,10 +99,13 @@ def check_pipeline_folder(root: Path, name: str) -> None:
     """Refuse a ``pipelines/<name>`` that leads out of the repository (a symlink), before any
     file is written through it."""
     folder = Workspace(name).folder
-    real = (root / str(folder)).resolve()
-    if not real.is_relative_to(root.resolve() / PIPELINES_DIR):
-        raise StateError(f"resolves outside the repository's {PIPELINES_DIR}/ folder (to {real})",
-                         file=str(folder), flywheel=name)
+    try:
+        resolve_within(root, PIPELINES_DIR, str(folder))
+    except Unresolvable as exc:
+        raise StateError(f"cannot be resolved: {exc}", file=str(folder), flywheel=name) from exc
+    except OutsideFolder as exc:
+        raise StateError(f"resolves outside the repository's {PIPELINES_DIR}/ folder "
+                         f"(to {exc.target})", file=str(folder), flywheel=name) from None
 
 
 def write_pipeline(root: Path, spec: FlywheelSpec, spec_file: str,
