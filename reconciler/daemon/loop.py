@@ -54,6 +54,7 @@ class WatchDaemon:
         self.lines = lines
         self.job_args = list(job_args or [])  # passed on to each `flywheel reconcile`
         self.stop = stop or StopRequest()
+        self.lake = Lake(self.root)  # read only: the history check and the lock probe
         self.trigger = Trigger(quiet=options.quiet, max_delay=options.max_delay)
         self.watches = FolderWatches(self.root, ChangeHandler(ChangeFilter(self.root),
                                                               self.trigger),
@@ -190,8 +191,8 @@ class WatchDaemon:
                                             if w.kind is JobKind.ITERATION),
                      dataset_age=self._dataset_age(view),
                      # without records there is no history to write: never a job for it
-                     history_stale=bool(view.observed.iterations) and Lake(self.root)
-                     .history_stale(view.name, view.observed.iterations))
+                     history_stale=bool(view.observed.iterations)
+                     and self.lake.history_stale(view.name, view.observed.iterations))
 
     def _dataset_age(self, view: FlywheelView) -> float | None:
         """Seconds since the flywheel's newest dataset file changed; None if none can be read."""
@@ -206,7 +207,7 @@ class WatchDaemon:
         return None if newest is None else time.time() - newest
 
     def _lock_free(self, name: str) -> bool:
-        with Lake(self.root).try_flywheel_lock(name) as free:
+        with self.lake.try_flywheel_lock(name) as free:
             return free
 
     def _start(self, name: str, job: Start) -> None:
