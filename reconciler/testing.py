@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reconciler.adapters.datasets import file_md5
 from reconciler.adapters.lake import EVALUATIONS, ITERATION_ID_PATTERN
@@ -38,6 +40,7 @@ from reconciler.core.state import (
 from reconciler.errors import PipelineError, StateError
 from reconciler.runtime.executor import Evaluated, PipelineJob, Trained
 from reconciler.runtime.stopping import StopRequest
+from reconciler.runtime.store import Iterations
 
 # the store ------------------------------------------------------------------------------------
 
@@ -47,10 +50,10 @@ class _Flywheel:
     status: FlywheelStatus | None = None
     iterations: dict[str, IterationRecord] = field(default_factory=dict)
     versions: dict[str, ModelVersionRecord] = field(default_factory=dict)
-    evaluations: dict[tuple[str, str], dict] = field(default_factory=dict)
+    evaluations: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     models: dict[str, bytes] = field(default_factory=dict)
     tracked: set[str] = field(default_factory=set)
-    history: tuple | None = None
+    history: tuple[tuple[object, ...], ...] | None = None
 
 
 class InMemoryLake:
@@ -84,13 +87,13 @@ class InMemoryLake:
                              for i in sorted(flywheel.iterations)),
             versions={v: r.model_copy(deep=True) for v, r in flywheel.versions.items()})
 
-    def evaluation(self, name: str, iteration_id: str, which: str) -> dict | None:
+    def evaluation(self, name: str, iteration_id: str, which: str) -> dict[str, Any] | None:
         if not re.fullmatch(ITERATION_ID_PATTERN, iteration_id) or which not in EVALUATIONS:
             raise StateError(f"no evaluation {iteration_id[:40]!r}/{which[:20]!r}")
         found = self._get(name).evaluations.get((iteration_id, which))
         return _copy(found) if found is not None else None
 
-    def history_stale(self, name: str, iterations: tuple[IterationRecord, ...] | list) -> bool:
+    def history_stale(self, name: str, iterations: Iterations) -> bool:
         history = self._get(name).history
         if history is None:
             return any(it.status.value == "COMPLETED" for it in iterations)
@@ -122,11 +125,12 @@ class InMemoryLake:
         flywheel.versions[record.version] = record.model_copy(deep=True)
         self.writes.append(("version", name, record.version))
 
-    def write_evaluation(self, name: str, iteration_id: str, which: str, record: dict) -> None:
+    def write_evaluation(self, name: str, iteration_id: str, which: str,
+                         record: dict[str, Any]) -> None:
         self._get(name).evaluations[(iteration_id, which)] = _copy(record)
         self.writes.append(("evaluation", iteration_id, which))
 
-    def write_history(self, name: str, iterations: tuple[IterationRecord, ...] | list) -> None:
+    def write_history(self, name: str, iterations: Iterations) -> None:
         flywheel, rows = self._get(name), _history(iterations)
         if flywheel.history != rows:  # like the file: written only when it changes
             flywheel.history = rows
@@ -212,13 +216,12 @@ class InMemoryLake:
             self._locked.discard(name)
 
 
-def _copy(record: dict) -> dict:
-    import json
+def _copy(record: dict[str, Any]) -> dict[str, Any]:
+    copied: dict[str, Any] = json.loads(json.dumps(record))
+    return copied
 
-    return json.loads(json.dumps(record))
 
-
-def _history(iterations: tuple[IterationRecord, ...] | list) -> tuple:
+def _history(iterations: Iterations) -> tuple[tuple[object, ...], ...]:
     """What ``f1_history.csv`` says: one row per COMPLETED iteration."""
     return tuple((it.flywheel_iteration_id, it.trained_f1, it.active_f1,
                   it.trained_model_version, it.evaluated_model_version)
@@ -228,7 +231,7 @@ def _history(iterations: tuple[IterationRecord, ...] | list) -> tuple:
 # the executor ---------------------------------------------------------------------------------
 
 
-def canned_evaluation(labels: list[str], f1: float, mode: str = "MULTI_CLASS") -> dict:
+def canned_evaluation(labels: list[str], f1: float, mode: str = "MULTI_CLASS") -> dict[str, Any]:
     """An evaluation record (``Evaluation.to_record``) whose average F1 is about ``f1``: 100
     test documents, each label right on a ``f1`` share of its documents."""
     truth, predicted = [], []

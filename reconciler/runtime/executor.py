@@ -151,7 +151,7 @@ class _DvcRun:
         # A prepare stage DVC did not re-run (its inputs unchanged) may predate this iteration;
         # the coordinator compares both with what it planned with.
         summary = read_json(self._path(self.ws.prepare_summary))
-        read = {d.get("path"): d.get("md5") for d in summary.get("datasets", [])
+        read = {str(d.get("path")): d.get("md5") for d in summary.get("datasets", [])
                 if isinstance(d, dict)}
         return Trained(
             model=self._path(self.ws.model),

@@ -5,7 +5,7 @@ unfinished (:func:`recover`, called under the flywheel lock before anything is p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler.adapters.loader import SpecFile
 from reconciler.core.metrics import Evaluation
@@ -94,6 +94,6 @@ def recover(ctx: Context, observed: Observed, spec_file: SpecFile, status: Flywh
     return changed
 
 
-def comprehend_metrics(evaluation: dict) -> ModelMetrics:
+def comprehend_metrics(evaluation: dict[str, Any]) -> ModelMetrics:
     """Comprehend's four averages of a full evaluation record."""
     return ModelMetrics.model_validate(Evaluation.from_record(evaluation).comprehend_metrics())
