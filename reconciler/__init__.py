@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from reconciler.runtime.reconcile import FlywheelResult, ReconcileResult
 
 __all__ = [
+    "LATEST",
     "Classification",
     "ConflictError",
     "DataError",
@@ -77,7 +78,6 @@ __all__ = [
     "IterationDetail",
     "IterationRecord",
     "IterationStatus",
-    "LATEST",
     "ModelMetrics",
     "ModelVersionRecord",
     "NotFoundError",

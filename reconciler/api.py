@@ -282,7 +282,7 @@ def publish_state(repo: Repository) -> PublishState | None:
     revision = git.revision(repo.root, (LAKE_DIR, PIPELINES_DIR))
     if revision is None:
         return None
-    return PublishState(revision.changed, dvc.default_remote(repo.root) is not None)
+    return PublishState(bool(revision.changed), dvc.default_remote(repo.root) is not None)
 
 
 def publish(repo: Repository, *, dvc_push: bool = True, dvc_remote: str | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import yaml
 from rich.console import Console
@@ -61,11 +62,11 @@ def run_demo(workdir: Path | None, out: Console, err: Console) -> int:
     return 1 if failed else 0
 
 
-def _train_names(spec: dict) -> list[str]:
+def _train_names(spec: dict[str, Any]) -> list[str]:
     return [d["name"] for d in spec["datasets"] if d["type"] == "TRAIN"]
 
 
-def _first_versions(spec: dict, step: int) -> dict:
+def _first_versions(spec: dict[str, Any], step: int) -> dict[str, Any]:
     """The spec with its first ``step`` TRAIN datasets (and every TEST dataset)."""
     keep = set(_train_names(spec)[:step])
     return {**spec, "datasets": [d for d in spec["datasets"]

@@ -144,7 +144,7 @@ def iterations_table(name: str, records: list[IterationRecord]) -> Table:
     return table
 
 
-def per_label_table(trained: dict | None, active: dict | None) -> Table:
+def per_label_table(trained: dict[str, Any] | None, active: dict[str, Any] | None) -> Table:
     table = Table(title="Per-label F1 (same test data)", title_justify="left")
     for column in ("LABEL", "SUPPORT", "TRAINED F1", "ACTIVE F1", "Δ"):
         table.add_column(column, justify="right" if column != "LABEL" else "left")
@@ -164,7 +164,7 @@ def classification_table(version: str, results: list[Classification], top: int) 
     for c in results:
         shown = list(c.scores.items())[:top]
         scores = ", ".join(f"{label} {value:.3f}" for label, value in shown)
-        kind = c.score_kind
+        kind: str = c.score_kind
         if c.raw_scores is not None:  # --raw-scores: each label's raw score after its probability
             scores = ", ".join(f"{label} {value:.3f} (raw {c.raw_scores[label]:+.3f})"
                                for label, value in shown)

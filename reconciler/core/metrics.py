@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from reconciler.core.spec import Mode
 
@@ -165,9 +165,10 @@ class Evaluation:
         """JSON-ready dict of everything, with camelCase keys; lists instead of tuples."""
         matrix: list[Any]
         if self.mode == MULTI_CLASS:
-            matrix = [list(row) for row in self.confusion_matrix]
+            matrix = [list(row) for row in cast(MultiClassMatrix, self.confusion_matrix)]
         else:
-            matrix = [[list(row) for row in block] for block in self.confusion_matrix]
+            matrix = [[list(row) for row in block]
+                      for block in cast(MultiLabelMatrix, self.confusion_matrix)]
         return {
             "mode": self.mode,
             "labels": list(self.labels),

@@ -11,14 +11,14 @@ from __future__ import annotations
 import posixpath
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from reconciler.core.layout import DATA_DIR
 
-API_VERSION = "flywheel-reconciler/v1"
+API_VERSION: Final = "flywheel-reconciler/v1"
 # Full matches only: pydantic's (Rust) engine reads `$` as the end of the text, but Python's
 # re.match lets `$` match before a final "\n" ("v2\n"), so Python code uses re.fullmatch.
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from reconciler.adapters.lake import Lake
 from reconciler.core.layout import chart_file
@@ -64,7 +64,8 @@ def chart_figure(root: Path, view: FlywheelView) -> Figure:
     active_note = ACTIVE_NOW + (" (pinned)" if status is not None and status.pinned else "")
 
     figure = plt.figure(figsize=(13, 6.2), layout="constrained")
-    left, right = figure.subfigures(1, 2, width_ratios=[1, 1.3], wspace=0.04)
+    panels = figure.subfigures(1, 2, width_ratios=[1, 1.3], wspace=0.04)
+    left, right = cast("tuple[SubFigure, SubFigure]", panels)  # an array of two SubFigures
     _history(left, view.name, completed, active, active_note)
     _per_label(right, Lake(root), view.name, completed, active, active_note)
     return figure
@@ -165,7 +166,7 @@ def _bar_series(lake: Lake, name: str, completed: list[IterationRecord], active:
     return series
 
 
-def _per_label_f1(evaluation: dict | None) -> dict[str, float]:
+def _per_label_f1(evaluation: dict[str, Any] | None) -> dict[str, float]:
     return {row["label"]: row["f1Score"] for row in (evaluation or {}).get("perLabel", [])}
 
 

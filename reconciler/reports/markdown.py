@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from reconciler.adapters.lake import Lake
@@ -259,7 +260,8 @@ def per_label_block(lake: Lake, record: IterationRecord) -> str:
         ["Label", "Support", "Trained F1", "Active F1", "Difference"], rows, right=(1, 2, 3, 4))
 
 
-def per_label_rows(trained: dict | None, active: dict | None) -> list[list[str]]:
+def per_label_rows(trained: dict[str, Any] | None,
+                   active: dict[str, Any] | None) -> list[list[str]]:
     """Rows in the trained evaluation's label order, then any label only the active one has."""
     new = {row["label"]: row for row in (trained or {}).get("perLabel", [])}
     old = {row["label"]: row for row in (active or {}).get("perLabel", [])}

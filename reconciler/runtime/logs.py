@@ -139,10 +139,9 @@ def event_fields(event: Event) -> dict[str, Any] | None:
                 "previous": event.previous or "none", "file": event.spec_file,
                 "commit": (event.commit or "not committed")[:12],
                 **({"pushed": event.pushed} if event.pushed else {})}
-    if isinstance(event, Failed):
-        return {"event": "error", "flywheel": event.flywheel or "-", "error": str(event.error),
-                "kind": event.error.kind}
-    return None
+    assert isinstance(event, Failed)  # the last kind of event
+    return {"event": "error", "flywheel": event.flywheel or "-", "error": str(event.error),
+            "kind": event.error.kind}
 
 
 def _rounded(value: float | None) -> float | None:
