@@ -103,3 +103,28 @@ def test_utf8_error_line_agrees_with_a_whole_decode() -> None:
     expected = data[: info.value.start].count(b"\n") + 1
     assert utf8_error_line(data[i:i + 7] for i in range(0, len(data), 7)) == expected == 1001
 
+
+
+def test_a_folder_linked_elsewhere_in_the_repository_is_followed_only_if_it_may_link(
+        tmp_path: Path) -> None:
+    """``data/`` (only read) may be a link to another folder of the repository; ``lake/``
+    (written) may not: records would land in that other folder."""
+    root = repository(tmp_path)
+    (root / "archive").mkdir()
+    (root / "archive/b.csv").write_text("spam,y\n")
+    (root / "data").rename(root / "old-data")
+    os.symlink("archive", root / "data")
+    target = (root / "archive/b.csv").resolve()
+    assert resolve_within(root, "data", "data/b.csv", folder_may_link=True) == target
+    with pytest.raises(OutsideFolder):
+        resolve_within(root, "data", "data/b.csv")
+
+
+def test_a_folder_linked_out_of_the_repository_is_refused_even_if_it_may_link(
+        tmp_path: Path) -> None:
+    root = repository(tmp_path)
+    (root / "data").rename(root / "old-data")
+    os.symlink(tmp_path / "outside", root / "data")
+    for may_link in (True, False):
+        with pytest.raises(OutsideFolder):
+            resolve_within(root, "data", "data/secret.csv", folder_may_link=may_link)

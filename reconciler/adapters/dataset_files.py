@@ -46,7 +46,7 @@ def resolve_inside(root: Path, relative: str) -> Path:
     """``root / relative`` with symlinks resolved; ValueError unless it stays inside ``data/``
     (:func:`~reconciler.adapters.files.resolve_within`)."""
     try:
-        return resolve_within(root, DATA_DIR, relative)
+        return resolve_within(root, DATA_DIR, relative, folder_may_link=True)
     except Unresolvable as exc:
         raise ValueError(f"{relative!r} cannot be resolved: {exc}") from exc
     except OutsideFolder as exc:

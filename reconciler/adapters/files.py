@@ -218,22 +218,25 @@ class OutsideFolder(ValueError):
         self.target = target
 
 
-def resolve_within(root: Path, folder: str | PurePath, path: str | PurePath) -> Path:
+def resolve_within(root: Path, folder: str | PurePath, path: str | PurePath, *,
+                   folder_may_link: bool = False) -> Path:
     """``root / path`` with every symlink resolved, which must lie inside the repository's
-    ``folder`` (``root / folder`` taken as the real root's own folder: ``folder`` being a
-    symlink elsewhere does not move it).
+    ``folder``: the real root's own ``folder``, or, with ``folder_may_link`` (a folder that is
+    only read), wherever ``root / folder`` itself leads, if that is inside the repository.
 
     Git stores symlinks, so a committed file or folder linked elsewhere would make a reconcile
-    read or write outside the repository. The errors are neutral, each caller words its own:
-    :class:`Unresolvable` (a symlink loop) and :class:`OutsideFolder`, both ``ValueError``.
-    An absolute ``path`` is taken as it is (``root / path`` is ``path``).
+    read or write outside the repository (or, for a folder written to, into another of its
+    folders). The errors are neutral, each caller words its own: :class:`Unresolvable` (a
+    symlink loop) and :class:`OutsideFolder`, both ``ValueError``. An absolute ``path`` is taken
+    as it is (``root / path`` is ``path``).
     """
     try:
-        inside = root.resolve() / folder
+        real_root = root.resolve()
+        inside = (root / folder).resolve() if folder_may_link else real_root / folder
         target = (root / path).resolve()
     except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
         raise Unresolvable(str(exc)) from exc
-    if not target.is_relative_to(inside):
+    if not (target.is_relative_to(inside) and target.is_relative_to(real_root)):
         raise OutsideFolder(target)
     return target
 

@@ -175,7 +175,7 @@ def _check_inside_specs(path: Path, root: Path, relative: str) -> None:
     if not path.absolute().is_relative_to(root.absolute() / SPECS_DIR):
         return  # a file named directly by a caller (benchmarks), not a repository spec
     try:
-        resolve_within(root, SPECS_DIR, path.absolute())
+        resolve_within(root, SPECS_DIR, path.absolute(), folder_may_link=True)
     except Unresolvable as exc:
         raise SpecError(f"cannot be resolved: {exc}", file=relative) from exc
     except OutsideFolder as exc:
