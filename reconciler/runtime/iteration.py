@@ -75,7 +75,8 @@ def new_iteration_id(now: float, observed: Observed) -> str:
             after = calendar.timegm(time.strptime(latest, ID_FORMAT)) + 1
         except ValueError as exc:  # the lake's reader validates ids; this is a last guard
             raise StateError(f"iteration id {latest!r} is not {ID_FORMAT}",
-                             flywheel=observed.latest and observed.latest.flywheel_name) from exc
+                             flywheel=observed.latest.flywheel_name if observed.latest else None,
+                             ) from exc
         stamp = max(stamp, after)
     candidate = time.strftime(ID_FORMAT, time.gmtime(stamp))
     if len(candidate) != 16 or (latest is not None and candidate <= latest):

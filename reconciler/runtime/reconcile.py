@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from reconciler.adapters import git
-from reconciler.adapters.datasets import HashCache, fingerprint
+from reconciler.adapters.datasets import DatasetFile, HashCache, fingerprint
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_spec, load_specs
 from reconciler.adapters.requests import read_request
@@ -89,7 +89,7 @@ class Inputs:
     spec_file: SpecFile
     md5s: dict[str, str]
     observed: Observed
-    files: list
+    files: list[DatasetFile]
     request: str | None = None
 
 
@@ -178,7 +178,9 @@ def plan_for(inputs: Inputs, now: float) -> Plan:
     result = plan(inputs.spec_file.spec, inputs.observed, inputs.md5s, now,
                   policy_managed=inputs.spec_file.policy_managed, request=inputs.request)
     if result.blocked:
-        raise inputs.spec_file.error(StateError, result.blocked.reason, *result.blocked.loc)
+        # SpecFile.error is typed for SpecError; the observed state, not the spec, is at fault
+        raise inputs.spec_file.error(StateError,  # type: ignore[arg-type]
+                                     result.blocked.reason, *result.blocked.loc)
     return result
 
 

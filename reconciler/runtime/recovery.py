@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from reconciler.adapters.loader import SpecFile
+from reconciler.core.layout import Workspace
 from reconciler.core.metrics import Evaluation
 from reconciler.core.planner import person_pin
 from reconciler.core.policy import decide
@@ -21,6 +22,7 @@ from reconciler.core.state import (
     PromotionKind,
     SourceRevision,
 )
+from reconciler.errors import StateError
 from reconciler.failpoints import failpoint
 from reconciler.runtime.events import IterationFinished
 
@@ -39,6 +41,11 @@ def finish_iteration(ctx: Context, record: IterationRecord, version: ModelVersio
 
     lake, spec = ctx.lake, spec_file.spec
     trained_f1 = version.trained_model_metrics.average_f1_score
+    if trained_f1 is None:  # the lake's records are input: a version without its F1 is refused
+        raise StateError(f"version {version.version} has no AverageF1Score in "
+                         "trainedModelMetrics; the policy cannot decide on it",
+                         file=str(Workspace(spec.name).versions / f"{version.version}.json"),
+                         flywheel=spec.name)
     active_f1 = record.active_f1
     record.decision = decide(spec.promotion,
                              pinned_to=person_pin(spec, status, spec_file.policy_managed),
