@@ -120,8 +120,7 @@ class Acknowledge:
         return {"Action": "ACKNOWLEDGE", "Request": self.request, "Reason": self.reason}
 
 
-#: Every action answers ``summary()`` (one line for people: ``flywheel plan``) and
-#: ``to_json()`` (its entry in ``flywheel plan -o json``'s ``Actions``).
+#: Each says itself: ``summary()`` (its ``flywheel plan`` line), ``to_json()`` (its JSON entry).
 Action = Iterate | Pin | Unpin | ApplyDecision | WriteSpec | Acknowledge
 
 
@@ -326,9 +325,8 @@ def _pending_decision(pin: str | None, observed: Observed) -> ApplyDecision | No
     if not (decision and decision.promote and last.trained_model_version):
         return None
     status = observed.status
-    applied = status is not None and any(
-        p.flywheel_iteration_id == last.flywheel_iteration_id for p in status.promotions
-    )
+    applied = status is not None and any(p.flywheel_iteration_id == last.flywheel_iteration_id
+                                         for p in status.promotions)
     if applied or (status is not None and status.active_model == last.trained_model_version):
         return None
     return ApplyDecision(last.flywheel_iteration_id, last.trained_model_version, decision.reason)
