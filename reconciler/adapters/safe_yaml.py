@@ -43,11 +43,11 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[Loc, int]]:
     except ReaderError as exc:
         raise _reader_error(exc, text, file) from exc
     try:
-        if not loader.check_node():
+        root = loader.get_node() if loader.check_node() else None
+        if root is None:
             raise SpecError("the file is empty", file=file, line=1)
-        root = loader.get_node()
-        if loader.check_node():
-            extra = loader.get_node()
+        extra = loader.get_node() if loader.check_node() else None
+        if extra is not None:
             raise SpecError("several YAML documents; put one flywheel per file", file=file,
                             line=extra.start_mark.line + 1)
     except yaml.MarkedYAMLError as exc:
@@ -96,8 +96,9 @@ def _count_depth(text: str, file: str, loader: type[yaml.SafeLoader]) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
+                mark = event.start_mark
                 raise SpecError(f"nested deeper than {MAX_DEPTH} levels", file=file,
-                                line=event.start_mark.line + 1)
+                                line=mark.line + 1 if mark else None)
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
 
@@ -127,7 +128,8 @@ class _Builder:
         self.lines.setdefault(loc, node.start_mark.line + 1)
         kind = _NODE_TAGS.get(type(node))
         if (node.tag in _COLLECTION_TAGS or kind in _COLLECTION_TAGS) and node.tag != kind:
-            raise self.fail(f"YAML tag {node.tag!r} does not fit a {node.id}", node, loc)
+            raise self.fail(f"YAML tag {node.tag!r} does not fit a {getattr(node, 'id', 'node')}",
+                            node, loc)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, loc, depth)
         if isinstance(node, yaml.SequenceNode):

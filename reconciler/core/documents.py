@@ -150,7 +150,8 @@ def in_holdout(text: str, fraction: float) -> bool:
 def holdout_split(documents: list[Document], fraction: float) -> tuple[list[Document],
                                                                      list[Document]]:
     """Split by a stable hash of the text: a document always falls on the same side."""
-    train, test = [], []
+    train: list[Document] = []
+    test: list[Document] = []
     for document in documents:
         (test if in_holdout(document.text, fraction) else train).append(document)
     return train, test
