@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reconciler.adapters.datasets import load_corpus
+from reconciler.adapters.corpus import load_corpus
 from reconciler.adapters.loader import load_spec
 from reconciler.core.metrics import calibration
 from reconciler.core.spec import FlywheelSpec, Mode

@@ -46,8 +46,9 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
-from reconciler.adapters.datasets import Corpus, load_corpus
+from reconciler.adapters.corpus import load_corpus
 from reconciler.adapters.loader import load_spec
+from reconciler.core.documents import Corpus
 from reconciler.core.metrics import evaluate
 from reconciler.core.spec import FlywheelSpec, LinearSvmRecipe, Mode
 from reconciler.stages import recipes

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.adapters.datasets import HashCache
+from reconciler.adapters.dataset_files import HashCache
 from reconciler.adapters.lake import Lake
 from reconciler.core.layout import SPECS_DIR, chart_file
 from reconciler.core.state import IterationRecord

@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.adapters.datasets import (
-    HashCache,
-    fingerprint,
-    holdout_split,
-    iter_dataset,
-    load_corpus,
-    read_dataset,
-)
+from reconciler.adapters.comprehend_csv import iter_dataset, read_dataset
+from reconciler.adapters.corpus import load_corpus
+from reconciler.adapters.dataset_files import HashCache, fingerprint
 from reconciler.adapters.loader import load_spec
-from reconciler.core.documents import Document
+from reconciler.core.documents import Document, holdout_split
 from reconciler.core.layout import HASH_CACHE
 from reconciler.core.spec import FlywheelSpec, TaskConfig
 from reconciler.errors import DataError, SpecError

@@ -21,7 +21,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reconciler.adapters.datasets import read_dataset
+from reconciler.adapters.comprehend_csv import read_dataset
 from reconciler.adapters.loader import SpecFile, load_spec
 from reconciler.core.documents import Document
 from reconciler.core.spec import TaskConfig

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from conftest import FLYWHEEL, bundled_rows, run_cli, write_csv
 
-from reconciler.adapters.datasets import file_md5
+from reconciler.adapters.dataset_files import file_md5
 from reconciler.core.state import (
     FlywheelStatus,
     IterationRecord,

@@ -21,7 +21,8 @@ from conftest import FLYWHEEL, bundled_rows, run_cli, write_csv
 from daemon_harness import spec_text
 
 from reconciler import limits
-from reconciler.adapters.datasets import HashCache, fingerprint, read_dataset
+from reconciler.adapters.comprehend_csv import read_dataset
+from reconciler.adapters.dataset_files import HashCache, fingerprint
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import load_spec
 from reconciler.core.spec import TaskConfig

@@ -21,7 +21,8 @@ import pytest
 import yaml
 from conftest import bundled_rows, write_csv
 
-from reconciler.adapters.datasets import load_corpus, read_dataset
+from reconciler.adapters.comprehend_csv import read_dataset
+from reconciler.adapters.corpus import load_corpus
 from reconciler.core.documents import Document
 from reconciler.core.layout import Workspace
 from reconciler.core.spec import FlywheelSpec

@@ -35,7 +35,7 @@ def load_corpus(spec: FlywheelSpec, root: Path, *, spec_path: str | None = None,
     when none is declared, a deterministic holdout of the training data chosen by hashing each
     document's text, so the holdout is stable across iterations as data grows. A TRAIN dataset
     sharing documents with a TEST dataset is refused (:func:`check_overlap`); ``spec_path`` and
-    ``lines_of`` (as for :func:`~reconciler.adapters.datasets.fingerprint`) let that error name
+    ``lines_of`` (as for :func:`~reconciler.adapters.dataset_files.fingerprint`) let that error name
     the spec line.
     """
     train: list[Document] = []

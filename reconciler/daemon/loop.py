@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import limits
-from reconciler.adapters.datasets import resolve_inside
+from reconciler.adapters.dataset_files import resolve_inside
 from reconciler.adapters.lake import Lake
 from reconciler.daemon.dispatch import Facts, FlywheelState, JobKind, Start, WatchOptions, decide
 from reconciler.daemon.status import Counters, single_instance, status_document, write_status

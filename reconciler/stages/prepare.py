@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import limits
-from reconciler.adapters.datasets import Corpus, load_corpus, resolve_inside
+from reconciler.adapters.corpus import load_corpus
+from reconciler.adapters.dataset_files import resolve_inside
 from reconciler.adapters.files import atomic_write_json
+from reconciler.core.documents import Corpus
 from reconciler.core.layout import snapshot_dir
 from reconciler.errors import DataError
 from reconciler.stages.params import read_params, write_jsonl
