@@ -16,6 +16,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from reconciler.adapters.files import file_lock, read_json, read_regular
@@ -135,10 +136,11 @@ class DvcSession:
         self._lock.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
         if self._repo is not None:
             self._repo.close()
-        self._lock.__exit__(*exc)
+        self._lock.__exit__(kind, error, trace)
 
     def _open(self) -> Any:
         if self._repo is None:

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -127,12 +127,13 @@ class Lake:
             iterations.append(record)
         versions: dict[str, ModelVersionRecord] = {}
         for path in self._records(self._at(name, ws.versions)).glob("v*.json"):
-            record = self._load(path, ModelVersionRecord)
+            version = self._load(path, ModelVersionRecord)
             self._check_version(path, "version", path.stem)
-            self._check(path, record.version == path.stem, "version does not match the file name")
+            self._check(path, version.version == path.stem, "version does not match the file "
+                        "name")
             expected = ws.model_file(path.stem).as_posix()
-            self._check(path, record.file == expected, f"file must be {expected}")
-            versions[path.stem] = record
+            self._check(path, version.file == expected, f"file must be {expected}")
+            versions[path.stem] = version
         return Observed(status=status, iterations=tuple(iterations), versions=versions)
 
     def _records(self, path: Path) -> Path:
@@ -236,7 +237,7 @@ class Lake:
                              flywheel=flywheel)
         return path
 
-    def evaluation(self, name: str, iteration_id: str, which: str) -> dict | None:
+    def evaluation(self, name: str, iteration_id: str, which: str) -> dict[str, Any] | None:
         """A full evaluation record, or None if there is none; a corrupt one is a StateError."""
         if not re.fullmatch(ITERATION_ID_PATTERN, iteration_id) or which not in EVALUATIONS:
             raise StateError(f"no evaluation {iteration_id[:40]!r}/{which[:20]!r}")
@@ -294,7 +295,7 @@ class Lake:
         path = self._at(name, Workspace(name).iterations / f"{record.flywheel_iteration_id}.json")
         if path.exists():
             existing = self._load(path, IterationRecord)
-            if existing.status.terminal:  # type: ignore[attr-defined]
+            if existing.status.terminal:
                 raise StateError("iteration record is finished and immutable",
                                  file=self._display(path))
         atomic_write_json(path, record.to_json_dict())
@@ -306,16 +307,17 @@ class Lake:
                              file=self._display(path))
         atomic_write_json(path, record.to_json_dict())
 
-    def write_evaluation(self, name: str, iteration_id: str, which: str, record: dict) -> None:
+    def write_evaluation(self, name: str, iteration_id: str, which: str,
+                         record: dict[str, Any]) -> None:
         atomic_write_json(self._at(name, Workspace(name).evaluations / iteration_id
                                    / f"{which}.json"), record)
 
-    def write_history(self, name: str, iterations: tuple[IterationRecord, ...] | list) -> None:
+    def write_history(self, name: str, iterations: Sequence[IterationRecord]) -> None:
         """Rewrite ``f1_history.csv`` from the records, if it does not hold that already."""
         write_if_changed(self._at(name, Workspace(name).history),
                          _history_text(iterations))
 
-    def history_stale(self, name: str, iterations: tuple[IterationRecord, ...] | list) -> bool:
+    def history_stale(self, name: str, iterations: Sequence[IterationRecord]) -> bool:
         """Whether ``f1_history.csv`` misses a completed iteration (a crash before its write)."""
         path = self.root / str(Workspace(name).history)
         expected = _history_text(iterations)
@@ -375,7 +377,7 @@ def _reason(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {first}"
 
 
-def _history_text(iterations: tuple[IterationRecord, ...] | list) -> str:
+def _history_text(iterations: Sequence[IterationRecord]) -> str:
     """``f1_history.csv``: one row per COMPLETED iteration, derived from the records."""
     rows = ["step,iteration,trained,active,trainedModel,activeModel"]
     completed = [it for it in iterations if it.status.value == "COMPLETED"]

@@ -145,7 +145,7 @@ def predict(pipeline: Pipeline, texts: Sequence[str], mode: Mode,
 
 def _decode(predicted: np.ndarray, mode: Mode, labels: Sequence[str]) -> list[frozenset[str]]:
     if mode is Mode.MULTI_LABEL:
-        return [frozenset(labels[i] for i in np.flatnonzero(row)) for row in predicted]
+        return [frozenset(labels[int(i)] for i in np.flatnonzero(row)) for row in predicted]
     return [frozenset([str(label)]) for label in predicted]
 
 
