@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.adapters.datasets import file_md5
+from reconciler.adapters.dataset_files import file_md5
 from reconciler.adapters.lake import EVALUATIONS, ITERATION_ID_PATTERN
 from reconciler.adapters.loader import SpecFile
 from reconciler.core.layout import Workspace

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.core.actions import Iterate, Pin, Plan
 from reconciler.core.backoff import backoff
-from reconciler.core.planner import Iterate, Pin, Plan
 from reconciler.core.state import IterationRecord, IterationStatus, Observed
 from reconciler.daemon.dispatch import (
     Facts,

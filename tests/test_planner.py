@@ -6,17 +6,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.core.planner import (
-    BACKOFF_SECONDS,
-    MAX_ATTEMPTS,
-    ApplyDecision,
-    Blocked,
-    Iterate,
-    Pin,
-    Unpin,
-    input_digest,
-    plan,
-)
+from reconciler.core.actions import ApplyDecision, Blocked, Iterate, Pin, Unpin
+from reconciler.core.planner import BACKOFF_SECONDS, MAX_ATTEMPTS, input_digest, plan
 from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import (
     DatasetRef,

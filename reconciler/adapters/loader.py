@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -29,7 +30,9 @@ from reconciler.adapters.spec_errors import spec_error
 from reconciler.core.layout import SPECS_DIR
 from reconciler.core.spec import FlywheelSpec
 from reconciler.core.specedit import is_policy_line
-from reconciler.errors import SpecError
+from reconciler.errors import FlywheelError, SpecError
+
+_E = TypeVar("_E", bound=FlywheelError)
 
 MAX_SPEC_BYTES = limits.SPEC_BYTES.default  # the default; FLYWHEEL_MAX_SPEC_BYTES changes it
 
@@ -50,7 +53,8 @@ class SpecFile:
         """The line of the deepest known key along ``loc`` (1-based)."""
         return line_of(self.lines, loc)
 
-    def error(self, cls: type[SpecError], message: str, *loc: str | int) -> SpecError:
+    def located(self, cls: type[_E], message: str, *loc: str | int) -> _E:
+        """An error of ``cls`` that names this file and the line and field of ``loc``."""
         return cls(message, file=self.path, line=self.line_of(*loc), field=dotted(loc),
                    flywheel=self.spec.name)
 
@@ -208,6 +212,6 @@ def load_specs(root: Path) -> tuple[list[SpecFile], list[SpecError]]:
             unique.append(spec_file)
             continue
         others = ", ".join(t.path for t in twins if t is not spec_file)
-        errors.append(spec_file.error(SpecError, f"flywheel name is also declared in {others}",
+        errors.append(spec_file.located(SpecError, f"flywheel name is also declared in {others}",
                                       "name"))
     return unique, errors

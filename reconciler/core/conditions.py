@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from reconciler.core.planner import Iterate, Plan
+from reconciler.core.actions import Iterate, Plan
 from reconciler.core.policy import inactive_reason
 from reconciler.core.spec import Promotion
 from reconciler.core.state import Observed

@@ -8,9 +8,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
+from reconciler.core.actions import (
+    Acknowledge,
+    Action,
+    ApplyDecision,
+    Blocked,
+    Iterate,
+    Pin,
+    Plan,
+    Unpin,
+    WriteSpec,
+)
+from reconciler.core.backoff import backoff
 from reconciler.core.policy import policy_choice
 from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import (
@@ -28,123 +38,6 @@ from reconciler.core.state import (
 PIPELINE_VERSION = "2"
 MAX_ATTEMPTS = 4
 BACKOFF_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class Iterate:
-    digest: str
-    new_datasets: tuple[str, ...]
-    attempt: int
-    reason: str
-    request: str | None = None  # the `flywheel iterate` request this answers
-
-    def summary(self) -> str:
-        return f"iterate ({self.reason})"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"Action": "ITERATE", "Reason": self.reason,
-                "NewDatasets": list(self.new_datasets), "Attempt": self.attempt,
-                **({"Request": self.request} if self.request else {})}
-
-
-@dataclass(frozen=True)
-class Pin:
-    version: str
-    reason: str
-
-    def summary(self) -> str:
-        return f"pin {self.version}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"Action": "PIN", "Version": self.version, "Reason": self.reason}
-
-
-@dataclass(frozen=True)
-class Unpin:
-    """The pin was removed: the policy decides at once. ``version`` is what it makes active
-    (None: the active model stays), from the completed iteration ``iteration_id``."""
-
-    reason: str
-    version: str | None = None
-    iteration_id: str | None = None
-
-    def summary(self) -> str:
-        return f"unpin, promote {self.version}" if self.version else "unpin"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"Action": "UNPIN", "Reason": self.reason,
-                **({"Version": self.version} if self.version else {})}
-
-
-@dataclass(frozen=True)
-class ApplyDecision:
-    """Finish a policy promotion that an iteration decided but a crash kept from being applied."""
-
-    iteration_id: str
-    version: str
-    reason: str
-
-    def summary(self) -> str:
-        return f"promote {self.version}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"Action": "PROMOTE", "Version": self.version, "Reason": self.reason,
-                "FlywheelIterationId": self.iteration_id}
-
-
-@dataclass(frozen=True)
-class WriteSpec:
-    """Write the policy's active model into the spec's marked ``activeModel`` line (and commit)."""
-
-    version: str
-    reason: str
-
-    def summary(self) -> str:
-        return f"write {self.version} back to the spec"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"Action": "WRITE_BACK", "Version": self.version, "Reason": self.reason}
-
-
-@dataclass(frozen=True)
-class Acknowledge:
-    """Answer a `flywheel iterate` request that needs no iteration, saying why."""
-
-    request: str
-    reason: str
-
-    def summary(self) -> str:
-        return f"answer request {self.request} ({self.reason})"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"Action": "ACKNOWLEDGE", "Request": self.request, "Reason": self.reason}
-
-
-#: Each says itself: ``summary()`` (its ``flywheel plan`` line), ``to_json()`` (its JSON entry).
-Action = Iterate | Pin | Unpin | ApplyDecision | WriteSpec | Acknowledge
-
-
-@dataclass(frozen=True)
-class Blocked:
-    """Why the flywheel cannot proceed; ``loc`` is the spec field to blame."""
-
-    reason: str
-    loc: tuple[str | int, ...] = ()
-
-
-@dataclass(frozen=True)
-class Plan:
-    flywheel: str
-    actions: tuple[Action, ...] = ()
-    blocked: Blocked | None = None
-    notes: tuple[str, ...] = field(default=())
-    #: When a failed iteration's backoff ends (epoch seconds), if a retry is waiting for it.
-    retry_at: float | None = None
-    suspended: bool = False
-
-    @property
-    def up_to_date(self) -> bool:
-        return not self.actions and self.blocked is None
 
 
 def input_digest(spec: FlywheelSpec, md5s: Mapping[str, str]) -> str:
@@ -386,7 +279,7 @@ def _retry(last: IterationRecord, new: tuple[str, ...], digest: str, now: float)
         return None, failed + " (not retried: change the spec or data to try again)", None
     if last.attempt >= MAX_ATTEMPTS:
         return None, failed + f" (gave up after {last.attempt} attempts)", None
-    wait = BACKOFF_SECONDS * 2 ** (last.attempt - 1)
+    wait = backoff(last.attempt, BACKOFF_SECONDS)
     due = (last.end_time or last.creation_time) + wait
     if now < due:
         return None, failed + f" (retry in {due - now:.0f}s)", due

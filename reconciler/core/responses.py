@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
+from reconciler.core.actions import Plan
 from reconciler.core.layout import Workspace
-from reconciler.core.planner import Plan
 from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import IterationRecord, ModelMetrics, Observed, PromotionRecord
 

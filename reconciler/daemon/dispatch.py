@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from reconciler.core.actions import Iterate, Plan
 from reconciler.core.backoff import backoff
-from reconciler.core.planner import Iterate, Plan
 from reconciler.core.state import Observed
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,10 @@ class WatchDaemon:
     """The loop: it owns every piece of state below; the other threads only poke it."""
 
     def __init__(self, root: Path, options: WatchOptions, lines: LineWriter, *,
-                 job_args: list[str] | None = None, stop: StopRequest | None = None) -> None:
+                 job_args: list[str] | None = None, stop: StopRequest | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.root = root.resolve()
+        self.clock = clock  # wall-clock time (records, retry times); waits use time.monotonic
         self.options = options
         self.lines = lines
         self.job_args = list(job_args or [])  # passed on to each `flywheel reconcile`
@@ -67,7 +70,7 @@ class WatchDaemon:
         self.errors: dict[str, str] = {}  # flywheel or file -> the error last logged
         self.timers: list[float] = []  # monotonic times at which to pass again
         self.counters = Counters()
-        self.started = time.time()
+        self.started = self.clock()
         self.state = "STARTING"
         self.last_pass: dict[str, Any] = {}
         self.next_resync = 0.0  # monotonic
@@ -140,7 +143,7 @@ class WatchDaemon:
         dispatched = [name for v in views if v.spec_file and v.error is None
                       if (name := self._consider(v)) is not None]
         self.counters.passes += 1
-        self.last_pass = {"Time": round(time.time(), 3), "Trigger": "; ".join(reasons),
+        self.last_pass = {"Time": round(self.clock(), 3), "Trigger": "; ".join(reasons),
                           "Flywheels": sum(1 for v in views if v.spec_file),
                           "Errors": sum(1 for v in views if v.error),
                           "Started": dispatched,
@@ -160,7 +163,7 @@ class WatchDaemon:
         name, plan = view.name, view.plan
         memory = self.flywheels.setdefault(name, FlywheelState())
         if plan.retry_at is not None:
-            self._timer_at(time.monotonic() + max(plan.retry_at - time.time(), 0.0))
+            self._timer_at(time.monotonic() + max(plan.retry_at - self.clock(), 0.0))
         facts = self._facts(view)
         now = time.monotonic()
         decision = decide(plan, view.observed, memory, now, facts, self.options)
@@ -204,7 +207,7 @@ class WatchDaemon:
             except (OSError, ValueError):
                 continue  # the child reports it, with the spec line
             newest = max(newest or 0.0, stat.st_mtime, stat.st_ctime)
-        return None if newest is None else time.time() - newest
+        return None if newest is None else self.clock() - newest
 
     def _lock_free(self, name: str) -> bool:
         with self.lake.try_flywheel_lock(name) as free:
@@ -258,7 +261,7 @@ class WatchDaemon:
                 self._timer_at(time.monotonic() + self.options.busy_retry)
             kind = worker.kind.lower() if worker.kind else ""  # reaped workers have one
             self.log("job.finished", flywheel=worker.name, kind=kind,
-                     exit=worker.returncode, seconds=round(time.time() - worker.started, 1),
+                     exit=worker.returncode, seconds=round(self.clock() - worker.started, 1),
                      **({"crashed": True} if worker.returncode not in EXPECTED_EXITS else {}))
 
     def _report_errors(self, views: list[FlywheelView]) -> None:
@@ -340,7 +343,7 @@ class WatchDaemon:
 
     def status(self) -> Fields:
         return status_document(pid=os.getpid(), root=self.root, state=self.state,
-                               started=self.started, now=time.time(),
+                               started=self.started, now=self.clock(),
                                running=self.workers.values(), spare=self.spare,
                                flywheels=self.flywheels, errors=self.errors,
                                last_pass=self.last_pass,

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, assert_never
 
-from reconciler.adapters.datasets import check_corpus
+from reconciler.adapters.corpus import check_corpus
 from reconciler.adapters.loader import SpecFile
-from reconciler.core.planner import (
+from reconciler.core.actions import (
     Acknowledge,
     Action,
     ApplyDecision,

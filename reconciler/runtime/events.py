@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reconciler.core.planner import Plan
+from reconciler.core.actions import Plan
 from reconciler.core.state import IterationRecord, PromotionRecord
 from reconciler.errors import FlywheelError
 

@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.adapters.datasets import CorpusSummary, DatasetFile
+from reconciler.adapters.dataset_files import DatasetFile
 from reconciler.adapters.loader import SpecFile
+from reconciler.core.actions import Iterate
+from reconciler.core.documents import CorpusSummary
 from reconciler.core.layout import Workspace
-from reconciler.core.planner import Iterate
 from reconciler.core.state import (
     DatasetRef,
     FlywheelStatus,

@@ -12,6 +12,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -54,14 +55,16 @@ class LineWriter:
     object per line with the same keys; ``pretty``: coloured text for a terminal.
     """
 
-    def __init__(self, console: Console, fmt: str) -> None:
+    def __init__(self, console: Console, fmt: str, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.console = console
         self.fmt = fmt
+        self.clock = clock
         self._lock = threading.Lock()
 
     def write(self, fields: dict[str, Any]) -> None:
         if "ts" not in fields:
-            fields = {"ts": timestamp(), **fields}
+            fields = {"ts": timestamp(self.clock()), **fields}
         if self.fmt == "pretty":
             with self._lock:
                 self.console.print(_pretty_line(fields), highlight=False, soft_wrap=True)

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from reconciler.adapters.datasets import HashCache, check_corpus
+from reconciler.adapters.corpus import check_corpus
+from reconciler.adapters.dataset_files import HashCache
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_specs
+from reconciler.core.actions import Iterate, Plan
 from reconciler.core.conditions import Condition, conditions
-from reconciler.core.planner import Iterate, Plan
 from reconciler.core.policy import inactive_reason
 from reconciler.core.state import IterationRecord, Observed
 from reconciler.errors import FlywheelError, NotFoundError

@@ -15,11 +15,12 @@ from importlib import metadata
 from pathlib import Path
 
 from reconciler.adapters import git
-from reconciler.adapters.datasets import DatasetFile, HashCache, fingerprint
+from reconciler.adapters.dataset_files import DatasetFile, HashCache, fingerprint
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_spec, load_specs
 from reconciler.adapters.requests import read_request
-from reconciler.core.planner import Plan, plan
+from reconciler.core.actions import Plan
+from reconciler.core.planner import plan
 from reconciler.core.state import (
     FlywheelStatus,
     IterationRecord,
@@ -178,9 +179,7 @@ def plan_for(inputs: Inputs, now: float) -> Plan:
     result = plan(inputs.spec_file.spec, inputs.observed, inputs.md5s, now,
                   policy_managed=inputs.spec_file.policy_managed, request=inputs.request)
     if result.blocked:
-        # SpecFile.error is typed for SpecError; the observed state, not the spec, is at fault
-        raise inputs.spec_file.error(StateError,  # type: ignore[arg-type]
-                                     result.blocked.reason, *result.blocked.loc)
+        raise inputs.spec_file.located(StateError, result.blocked.reason, *result.blocked.loc)
     return result
 
 
@@ -191,8 +190,11 @@ def _reconcile_one(ctx: Context, spec_file: SpecFile) -> FlywheelResult:
         inputs = read_inputs(ctx.root, ctx.lake, ctx.cache, spec_file)
         ctx.lake.remove_stale_temp_files(name)  # left by a writer killed mid-write
         first = plan_for(inputs, ctx.clock())
-        unfinished = any(not it.status.terminal for it in inputs.observed.iterations) or \
-            ctx.lake.history_stale(name, inputs.observed.iterations)
+        # the same rule as the watch daemon's (daemon/dispatch.py): an unfinished iteration,
+        # or records whose F1 history misses a completed iteration (a crash before its write)
+        observed = inputs.observed
+        unfinished = observed.unfinished or (bool(observed.iterations) and
+                                             ctx.lake.history_stale(name, observed.iterations))
         if (first.up_to_date and not unfinished) or first.suspended:
             outcome.plan = first
             ctx.report(Planned(name, first))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.core.planner import (
+from reconciler.core.actions import (
     Acknowledge,
     Action,
     ApplyDecision,

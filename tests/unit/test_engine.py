@@ -14,15 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.core.planner import (
-    BACKOFF_SECONDS,
-    Acknowledge,
-    ApplyDecision,
-    Iterate,
-    Pin,
-    Unpin,
-    WriteSpec,
-)
+from reconciler.core.actions import Acknowledge, ApplyDecision, Iterate, Pin, Unpin, WriteSpec
+from reconciler.core.planner import BACKOFF_SECONDS
 from reconciler.core.state import IterationStatus, Observed, PromotionKind
 from reconciler.errors import PipelineError, TransientError
 from reconciler.runtime.events import Planned, WroteBack
