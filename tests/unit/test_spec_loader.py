@@ -205,7 +205,7 @@ def test_file_of_exactly_the_size_limit_loads(tmp_path: Path) -> None:
 
 
 def test_the_repository_example_specs_load() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     loaded, errors = load_specs(root)
     assert errors == []
     assert loaded, "the repository ships example specs"

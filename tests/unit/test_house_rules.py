@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
+PACKAGE = Path(__file__).resolve().parents[2] / "reconciler"
 MAX_LINES = 400
 
 
