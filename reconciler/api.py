@@ -11,9 +11,12 @@ Errors are the tree of :mod:`reconciler.errors`: a name that is not there is a
 :class:`~reconciler.errors.FlywheelError`.
 
 Writes of desired state go through git (a spec's ``activeModel`` written back, a request token
-for an iteration); observed state is written only by :func:`reconcile`. Iterations run in the
-calling process: a server that must stay responsive hands them to the watch daemon through
-:func:`request_iteration` instead (the daemon answers requests).
+for an iteration); observed state is written only by :func:`reconcile`.
+
+Threads: every read use case may be called from several threads on one handle. :func:`reconcile`
+runs iterations in the calling process, and DVC redirects the process's output and ``PATH``
+while a stage runs, so a threaded server never calls it: it records intent
+(:func:`request_iteration`) and the watch daemon, or a child ``flywheel reconcile``, acts.
 """
 
 from __future__ import annotations

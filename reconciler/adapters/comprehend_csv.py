@@ -24,8 +24,6 @@ from reconciler.core.documents import Document, Problems, listed
 from reconciler.core.spec import Mode, TaskConfig
 from reconciler.errors import DataError, TransientError, did_you_mean
 
-#: The default; FLYWHEEL_MAX_ROW_CHARS changes it (limits.py).
-MAX_ROW_CHARS = limits.ROW_CHARS.default
 _CHUNK = 1 << 20
 
 

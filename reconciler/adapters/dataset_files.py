@@ -28,8 +28,6 @@ from reconciler.core.layout import DATA_DIR, HASH_CACHE
 from reconciler.core.spec import Dataset, FlywheelSpec
 from reconciler.errors import SpecError
 
-#: The default; FLYWHEEL_MAX_DATASET_BYTES changes it (limits.py).
-MAX_DATASET_BYTES = limits.DATASET_BYTES.default
 _CHUNK = 1 << 20
 
 

@@ -2,9 +2,9 @@
 
 One pipeline file per flywheel, not one root file for all: DVC rewrites a ``dvc.lock`` after every
 stage and checks every stage of a file, so a shared file makes each flywheel pay for all the
-others (measured in ARCHITECTURE.md, decision 6). The root ``dvc.yaml`` stays the entry point a
-DVC user knows; ``dvc repro -P``, ``dvc dag``, ``dvc metrics show`` and ``dvc plots show`` see
-every flywheel's pipeline.
+others (see docs/architecture.md, "One pipeline file per flywheel"). The root ``dvc.yaml``
+stays the entry point a DVC user knows; ``dvc repro -P``, ``dvc dag``, ``dvc metrics show`` and
+``dvc plots show`` see every flywheel's pipeline.
 
 The stage commands run ``pipelines/run-stage.sh``, not a bare ``python``: a ``dvc repro`` typed
 by hand, in any clone on any machine, must find the Python that has this project installed

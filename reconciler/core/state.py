@@ -23,7 +23,7 @@ class IterationStatus(StrEnum):
     EVALUATING = "EVALUATING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
-    STOP_REQUESTED = "STOP_REQUESTED"
+    STOP_REQUESTED = "STOP_REQUESTED"  # Comprehend's; never produced: a stop goes to STOPPED
     STOPPED = "STOPPED"
 
     @property

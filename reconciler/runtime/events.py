@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from reconciler.core.actions import Plan
 from reconciler.core.state import IterationRecord, PromotionRecord
@@ -16,12 +17,17 @@ class Planned:
     plan: Plan
 
 
+class DocumentCounts(NamedTuple):
+    train: int
+    test: int
+
+
 @dataclass(frozen=True)
 class IterationStarted:
     flywheel: str
     iteration_id: str
     reason: str
-    documents: tuple[int, int]  # (train, test)
+    documents: DocumentCounts
 
 
 @dataclass(frozen=True)

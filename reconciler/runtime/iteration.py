@@ -53,7 +53,12 @@ from reconciler.errors import (
     refused_operation,
 )
 from reconciler.failpoints import failpoint
-from reconciler.runtime.events import IterationFinished, IterationStarted, StageStarted
+from reconciler.runtime.events import (
+    DocumentCounts,
+    IterationFinished,
+    IterationStarted,
+    StageStarted,
+)
 from reconciler.runtime.executor import Evaluated, PipelineJob, PipelineSession, Trained
 from reconciler.runtime.recovery import comprehend_metrics, finish_iteration
 
@@ -142,8 +147,8 @@ class IterationRun:
         self.lake.write_iteration(self.record)
         failpoint("iteration:training-recorded")
         self.report(IterationStarted(self.spec.name, self.iteration_id, self.action.reason,
-                                     (self.corpus.number_of_train_documents,
-                                      self.corpus.number_of_test_documents)))
+                                     DocumentCounts(self.corpus.number_of_train_documents,
+                                                    self.corpus.number_of_test_documents)))
         try:
             version = self._execute()
         except Stopped as exc:

@@ -113,7 +113,7 @@ def event_fields(event: Event) -> dict[str, Any] | None:
     if isinstance(event, IterationStarted):
         return {"event": "iteration.started", "flywheel": event.flywheel,
                 "iteration": event.iteration_id, "reason": event.reason,
-                "train_docs": event.documents[0], "test_docs": event.documents[1]}
+                "train_docs": event.documents.train, "test_docs": event.documents.test}
     if isinstance(event, StageStarted):
         return {"event": "stage.started", "flywheel": event.flywheel,
                 "iteration": event.iteration_id, "stage": event.stage}

@@ -53,11 +53,6 @@ class FlywheelView:
     def message(self) -> str:
         return self.conditions[0].message
 
-    @property
-    def latest_completed(self) -> IterationRecord | None:
-        completed = self.observed.completed()
-        return completed[-1] if completed else None
-
 
 def all_views(root: Path, names: set[str] | None = None, *,
               check_data: bool | Literal["all"] = False, lake: Lake | None = None,

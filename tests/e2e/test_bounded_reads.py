@@ -1,9 +1,10 @@
 """Bounded reads: the one JSON reader, the hash cache, the daemon's status file, strict output.
 
-The hostile lake records and model files themselves are cases of ``tests/e2e/test_hostile_inputs.py``
-(through the real CLI, with another flywheel reconciled in the same run); here are the reader's
-own rules and the local files that are not records: a corrupt hash cache is rebuilt without a
-word, a corrupt daemon status file is one line from ``flywheel status``.
+The hostile lake records and model files themselves are cases of
+``tests/e2e/test_hostile_inputs.py`` (through the real CLI, with another flywheel reconciled in
+the same run); here are the reader's own rules and the local files that are not records: a
+corrupt hash cache is rebuilt without a word, a corrupt daemon status file is one line from
+``flywheel status``.
 """
 
 from __future__ import annotations
