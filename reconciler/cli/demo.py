@@ -20,6 +20,7 @@ from reconciler import api
 from reconciler.adapters import git
 from reconciler.cli.render import Progress, iterations_table
 from reconciler.cli.text import reconcile_summary
+from reconciler.core.layout import DATA_DIR, SPECS_DIR
 from reconciler.errors import FlywheelError
 from reconciler.runtime.logs import log_format
 
@@ -28,16 +29,16 @@ SOURCE = Path(__file__).resolve().parents[2]
 
 
 def run_demo(workdir: Path | None, out: Console, err: Console) -> int:
-    if not (SOURCE / "specs").is_dir() or not (SOURCE / "data").is_dir():
+    if not (SOURCE / SPECS_DIR).is_dir() or not (SOURCE / DATA_DIR).is_dir():
         raise FlywheelError(f"the demo needs the source checkout's specs/ and data/ ({SOURCE})")
     root = (workdir or Path(tempfile.mkdtemp(prefix="flywheel-demo-"))).resolve()
     if root.exists() and any(root.iterdir()):
         raise FlywheelError(f"{root} is not empty; give an empty or new --workdir")
     api.init(root)
-    shutil.copytree(SOURCE / "data", root / "data", dirs_exist_ok=True,
+    shutil.copytree(SOURCE / DATA_DIR, root / DATA_DIR, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("*.py", "README.md"))
     specs = {path.name: yaml.safe_load(path.read_text("utf-8"))
-             for path in sorted((SOURCE / "specs").glob("*.yaml"))}
+             for path in sorted((SOURCE / SPECS_DIR).glob("*.yaml"))}
     steps = max(sum(d["type"] == "TRAIN" for d in spec["datasets"]) for spec in specs.values())
     err.print(f"[bold]Demo repository:[/] {root}")
     progress = Progress(err, log_format("auto", err))
@@ -45,7 +46,7 @@ def run_demo(workdir: Path | None, out: Console, err: Console) -> int:
     for step in range(1, steps + 1):
         declared = []
         for file_name, spec in specs.items():
-            (root / "specs" / file_name).write_text(
+            (root / SPECS_DIR / file_name).write_text(
                 "# Replayed by `flywheel demo`: the dataset versions arrive one by one.\n"
                 + yaml.safe_dump(_first_versions(spec, step), sort_keys=False), "utf-8")
             declared.append(f"{spec['name']}: {_train_names(spec)[:step][-1]}")
