@@ -13,6 +13,7 @@ import codecs
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import stat
@@ -231,7 +232,7 @@ def resolve_within(root: Path, folder: str | PurePath, path: str | PurePath, *,
     as it is (``root / path`` is ``path``).
     """
     try:
-        real_root = root.resolve()
+        real_root = _real_root(str(root))
         inside = (root / folder).resolve() if folder_may_link else real_root / folder
         target = (root / path).resolve()
     except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
@@ -239,6 +240,14 @@ def resolve_within(root: Path, folder: str | PurePath, path: str | PurePath, *,
     if not (target.is_relative_to(inside) and target.is_relative_to(real_root)):
         raise OutsideFolder(target)
     return target
+
+
+@functools.lru_cache(maxsize=32)
+def _real_root(root: str) -> Path:
+    """Where a repository root really is, looked up once per process: every check of a
+    reconcile asks about the same root (thousands of times over many flywheels), and the root
+    is where the process works, not a folder of the repository that git could make a link."""
+    return Path(root).resolve()
 
 
 def utf8_error_line(chunks: Iterable[bytes]) -> int | None:

@@ -66,14 +66,13 @@ class Lake:
 
     def folder(self, name: str) -> Path:
         """``lake/<name>``; a name that is not a flywheel name (``../x``, ``a/b``) is refused."""
-        if not re.fullmatch(NAME_PATTERN, name) or len(name) > 63:
-            raise StateError(f"{name[:80]!r} is not a flywheel name (letters, digits and dashes)")
+        _check_name(name)
         return self._inside(self.root / LAKE_DIR / name)
 
     def _at(self, name: str, relative: PurePosixPath) -> Path:
-        """A path of ``core.layout`` for flywheel ``name``, once the name and where the
-        flywheel's folder leads are checked."""
-        self.folder(name)
+        """A path of ``core.layout`` for flywheel ``name``: the name checked, and the path
+        resolved (through ``lake/<name>`` and every folder on the way) inside ``lake/``."""
+        _check_name(name)
         return self._inside(self.root / relative)
 
     def _inside(self, path: Path) -> Path:
@@ -362,6 +361,11 @@ class Lake:
             yield True
         finally:
             lock.__exit__(None, None, None)
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(NAME_PATTERN, name) or len(name) > 63:
+        raise StateError(f"{name[:80]!r} is not a flywheel name (letters, digits and dashes)")
 
 
 def _reason(exc: Exception) -> str:
