@@ -130,7 +130,7 @@ def reconcile(repo: Repository, names: set[str] | None = None, *, report: Report
 
     with repo.locked():
         return run(repo.root, report=report, only=names or None, clock=repo.clock, stop=stop,
-                   gitops=gitops, lake=repo.lake)
+                   gitops=gitops, lake=repo.lake, cache=repo.cache)
 
 
 def plan(repo: Repository, names: set[str] | None = None) -> list[FlywheelView]:

@@ -134,17 +134,19 @@ class Context:
 def reconcile(root: Path, *, report: Reporter = ignore, only: set[str] | None = None,
               clock: Callable[[], float] = time.time, stop: StopRequest = NEVER,
               gitops: GitOps | None = None, executor: IterationExecutor | None = None,
-              lake: LakeStore | None = None) -> ReconcileResult:
+              lake: LakeStore | None = None,
+              cache: HashCache | None = None) -> ReconcileResult:
     """Bring every flywheel (or those named in ``only``) to its spec's desired state.
 
     Once ``stop`` is raised no new work starts: the flywheels not reached yet are reported as
     stopped, and a running iteration stops after its current stage. ``gitops`` says how
     write-backs reach git; ``executor`` runs iterations' pipelines (default:
     :class:`~reconciler.runtime.executor.DvcExecutor`); ``lake`` holds the records (default:
-    :class:`~reconciler.adapters.lake.Lake` on ``root``).
+    :class:`~reconciler.adapters.lake.Lake` on ``root``); ``cache`` the dataset hashes (default:
+    the repository's hash cache file, read now).
     """
     root = root.resolve()
-    ctx = Context(root, lake if lake is not None else Lake(root), HashCache(root), clock,
+    ctx = Context(root, lake if lake is not None else Lake(root), cache or HashCache(root), clock,
                   report, stop, gitops or GitOps(), Lineage(root), executor or DvcExecutor())
     specs, errors = load_specs(root)
     result = ReconcileResult(errors=list(errors))
