@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from reconciler.adapters.dataset_files import HashCache
 from reconciler.adapters.lake import Lake
@@ -92,12 +92,12 @@ class Repository:
             yield self
 
     def views(self, names: set[str] | None = None, *,
-              check_data: bool | str = False) -> list[FlywheelView]:
+              check_data: bool | Literal["all"] = False) -> list[FlywheelView]:
         from reconciler.runtime.queries import all_views
 
         with self._lock:
-            return all_views(self.root, names, check_data=check_data,  # type: ignore[arg-type]
-                             lake=self.lake, cache=self.cache, clock=self.clock)
+            return all_views(self.root, names, check_data=check_data, lake=self.lake,
+                             cache=self.cache, clock=self.clock)
 
     def view(self, name: str, *, records: bool = False) -> FlywheelView:
         from reconciler.runtime.queries import view

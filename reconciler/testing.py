@@ -25,16 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.adapters.dataset_files import file_md5
-from reconciler.adapters.lake import EVALUATIONS, ITERATION_ID_PATTERN
+from reconciler.adapters.lake import EVALUATIONS, ITERATION_ID_PATTERN, check_name
 from reconciler.adapters.loader import SpecFile
 from reconciler.core.layout import Workspace
 from reconciler.core.metrics import evaluate
-from reconciler.core.spec import NAME_PATTERN
 from reconciler.core.state import (
     FlywheelStatus,
     IterationRecord,
     ModelVersionRecord,
     Observed,
+    TestSource,
     version_number,
 )
 from reconciler.errors import PipelineError, StateError
@@ -70,8 +70,7 @@ class InMemoryLake:
         self.writes: list[tuple[str, ...]] = []
 
     def _get(self, name: str) -> _Flywheel:
-        if not re.fullmatch(NAME_PATTERN, name) or len(name) > 63:
-            raise StateError(f"{name[:80]!r} is not a flywheel name (letters, digits and dashes)")
+        check_name(name)
         return self._flywheels.setdefault(name, _Flywheel())
 
     def _shown(self, name: str, relative: object) -> str:
@@ -299,7 +298,7 @@ class _RecordingSession:
                 for d in self.job.spec_file.spec.datasets}
         return Trained(model=model, sha256=hashlib.sha256(data).hexdigest(), read=read,
                        locked={}, number_of_train_documents=100,
-                       number_of_test_documents=100, test_source="TEST datasets")
+                       number_of_test_documents=100, test_source=TestSource.TEST_DATASETS)
 
     def discard_prepared(self) -> None:
         self.executor.steps.append(("discard_prepared", self.job.iteration_id))

@@ -66,13 +66,13 @@ class Lake:
 
     def folder(self, name: str) -> Path:
         """``lake/<name>``; a name that is not a flywheel name (``../x``, ``a/b``) is refused."""
-        _check_name(name)
+        check_name(name)
         return self._inside(self.root / LAKE_DIR / name)
 
     def _at(self, name: str, relative: PurePosixPath) -> Path:
         """A path of ``core.layout`` for flywheel ``name``: the name checked, and the path
         resolved (through ``lake/<name>`` and every folder on the way) inside ``lake/``."""
-        _check_name(name)
+        check_name(name)
         return self._inside(self.root / relative)
 
     def _inside(self, path: Path) -> Path:
@@ -363,7 +363,9 @@ class Lake:
             lock.__exit__(None, None, None)
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
+    """A flywheel name (``../x``, ``a/b`` or a 64-character name is refused), as every store
+    checks it."""
     if not re.fullmatch(NAME_PATTERN, name) or len(name) > 63:
         raise StateError(f"{name[:80]!r} is not a flywheel name (letters, digits and dashes)")
 

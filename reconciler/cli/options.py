@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 #: ``--log-format``: ``auto`` is pretty on a terminal, plain lines anywhere else.
 LOG_FORMATS = ("auto", "pretty", "plain", "json")
 
+
 def log_format_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=LOG_FORMATS,
                         default="auto", help="event lines: pretty on a terminal, key=value lines "

@@ -143,7 +143,7 @@ class Result(Protocol):
     def all_errors(self) -> Sequence[Exception]: ...
 
 
-class Planned(Protocol):
+class PlanView(Protocol):
     """One flywheel as ``flywheel plan`` sees it (``runtime.queries.FlywheelView``)."""
 
     @property
@@ -187,7 +187,7 @@ def reconcile_counts(result: Result) -> dict[str, Any]:
             "stopped": [f.name for f in result.flywheels if f.stopped]}
 
 
-def plan_state(view: Planned) -> PlanState:
+def plan_state(view: PlanView) -> PlanState:
     """What ``flywheel plan`` says of one flywheel."""
     if view.error is not None:
         return "ERROR"
@@ -197,7 +197,7 @@ def plan_state(view: Planned) -> PlanState:
     return "PENDING" if view.plan.actions else "UP_TO_DATE"
 
 
-def plan_response(views: Iterable[Planned]) -> dict[str, Any]:
+def plan_response(views: Iterable[PlanView]) -> dict[str, Any]:
     """``flywheel plan -o json``."""
     flywheels = []
     for v in views:

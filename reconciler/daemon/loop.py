@@ -188,13 +188,16 @@ class WatchDaemon:
 
     def _facts(self, view: FlywheelView) -> Facts:
         """What :func:`~.dispatch.decide` needs to know from the world (the lock aside)."""
+        assert view.plan is not None
         if view.name in self.workers:
             return Facts(running=True)
         return Facts(running_iterations=sum(1 for w in self.workers.values()
                                             if w.kind is JobKind.ITERATION),
                      dataset_age=self._dataset_age(view),
-                     # without records there is no history to write: never a job for it
-                     history_stale=bool(view.observed.iterations)
+                     # read only when it can decide anything (with nothing else to do); without
+                     # records there is no history to write: never a job for it
+                     history_stale=not (view.plan.actions or view.observed.unfinished)
+                     and bool(view.observed.iterations)
                      and self.lake.history_stale(view.name, view.observed.iterations))
 
     def _dataset_age(self, view: FlywheelView) -> float | None:

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from reconciler.adapters.loader import SpecFile
 from reconciler.core.layout import Workspace, iteration_log
-from reconciler.core.state import ModelVersionRecord
+from reconciler.core.state import ModelVersionRecord, TestSource
 from reconciler.errors import StateError
 from reconciler.runtime.stopping import StopRequest
 
@@ -60,7 +60,7 @@ class Trained:
     locked: Mapping[str, str]
     number_of_train_documents: int
     number_of_test_documents: int
-    test_source: str
+    test_source: TestSource
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class _DvcRun:
             locked=locked_deps(self.job.root / self.ws.dvc_lock, "prepare"),
             number_of_train_documents=int(summary["numberOfTrainDocuments"]),
             number_of_test_documents=int(summary["numberOfTestDocuments"]),
-            test_source=str(summary["testSource"]),
+            test_source=TestSource(summary["testSource"]),
         )
 
     def discard_prepared(self) -> None:

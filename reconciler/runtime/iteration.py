@@ -42,7 +42,6 @@ from reconciler.core.state import (
     ModelVersionRecord,
     Observed,
     SourceRevision,
-    TestSource,
 )
 from reconciler.errors import (
     FlywheelError,
@@ -237,7 +236,7 @@ class IterationRun:
                                      f"{ref.md5} when planned, {problem}); retrying")
         self.record.number_of_train_documents = trained.number_of_train_documents
         self.record.number_of_test_documents = trained.number_of_test_documents
-        self.record.test_source = TestSource(trained.test_source)
+        self.record.test_source = trained.test_source
 
     def _archive(self, version: str, model_file: Path, trained: Trained,
                  evaluated: Evaluated) -> ModelVersionRecord:

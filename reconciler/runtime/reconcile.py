@@ -36,7 +36,7 @@ from reconciler.errors import (
     refused_operation,
 )
 from reconciler.runtime import actions
-from reconciler.runtime.events import Failed, Planned, Promoted, Reporter, ignore
+from reconciler.runtime.events import Event, Failed, Planned, Promoted, Reporter, ignore
 from reconciler.runtime.executor import DvcExecutor, IterationExecutor
 from reconciler.runtime.recovery import recover
 from reconciler.runtime.stopping import NEVER, StopRequest
@@ -176,6 +176,14 @@ def read_inputs(root: Path, lake: LakeStore, cache: HashCache, spec_file: SpecFi
                   read_request(root, spec_file.spec.name))
 
 
+def leftovers(lake: LakeStore, name: str, observed: Observed) -> bool:
+    """Work a crash left with nothing planned: an unfinished iteration, or records whose F1
+    history misses a completed iteration (a crash before its write). The watch daemon asks the
+    same (``daemon/dispatch.py``), so that it starts no job a reconcile would not act on."""
+    return observed.unfinished or (bool(observed.iterations)
+                                   and lake.history_stale(name, observed.iterations))
+
+
 def plan_for(inputs: Inputs, now: float) -> Plan:
     """The planner's answer, with a blocked plan turned into an error naming the spec line."""
     result = plan(inputs.spec_file.spec, inputs.observed, inputs.md5s, now,
@@ -192,12 +200,8 @@ def _reconcile_one(ctx: Context, spec_file: SpecFile) -> FlywheelResult:
         inputs = read_inputs(ctx.root, ctx.lake, ctx.cache, spec_file)
         ctx.lake.remove_stale_temp_files(name)  # left by a writer killed mid-write
         first = plan_for(inputs, ctx.clock())
-        # the same rule as the watch daemon's (daemon/dispatch.py): an unfinished iteration,
-        # or records whose F1 history misses a completed iteration (a crash before its write)
-        observed = inputs.observed
-        unfinished = observed.unfinished or (bool(observed.iterations) and
-                                             ctx.lake.history_stale(name, observed.iterations))
-        if (first.up_to_date and not unfinished) or first.suspended:
+        if (first.up_to_date and not leftovers(ctx.lake, name, inputs.observed)) \
+                or first.suspended:
             outcome.plan = first
             ctx.report(Planned(name, first))
             return outcome
@@ -235,10 +239,10 @@ def _act(ctx: Context, spec_file: SpecFile, outcome: FlywheelResult) -> None:
     """
     name = spec_file.spec.name
 
-    def on_event(event: object) -> None:
+    def on_event(event: Event) -> None:
         if isinstance(event, Promoted):
             outcome.promotions.append(event.promotion)
-        ctx.report(event)  # type: ignore[arg-type]
+        ctx.report(event)
 
     here = replace(ctx, report=on_event)
     inputs = read_inputs(ctx.root, ctx.lake, ctx.cache, spec_file)
