@@ -99,9 +99,13 @@ def plan(spec: FlywheelSpec, observed: Observed, md5s: Mapping[str, str], now: f
     write = _write_back(pin, spec, observed)
     if write:
         actions.append(write)
+    open_request = request if request and request != _handled(observed) else None
+    if not spec.train_datasets:
+        if open_request:
+            actions.append(Acknowledge(open_request, NO_TRAIN_DATA))
+        return Plan(spec.name, actions=tuple(actions), notes=(*notes, NO_TRAIN_DATA))
     digest = input_digest(spec, md5s)
     iterate, note, retry_at = _iteration(spec, observed, md5s, digest, now)
-    open_request = request if request and request != _handled(observed) else None
     if open_request:
         iterate, acknowledge = _answer(open_request, iterate, observed, md5s, digest, spec)
         if acknowledge:
@@ -113,6 +117,11 @@ def plan(spec: FlywheelSpec, observed: Observed, md5s: Mapping[str, str], now: f
     if note and not iterate:
         notes.append(note)
     return Plan(spec.name, actions=tuple(actions), notes=tuple(notes), retry_at=retry_at)
+
+
+#: A flywheel made by CreateFlywheel has no data until CreateDataset declares some.
+NO_TRAIN_DATA = ("waiting for data: no TRAIN dataset is declared yet (add one under datasets:, "
+                 "or CreateDataset through the API)")
 
 
 def _handled(observed: Observed) -> str | None:

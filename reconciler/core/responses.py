@@ -17,20 +17,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from reconciler.core.actions import Plan
+from reconciler.core.arns import flywheel_arn, model_arn
 from reconciler.core.layout import Workspace
 from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import IterationRecord, ModelMetrics, Observed, PromotionRecord
-
-ARN_PREFIX = "arn:aws:comprehend:local:000000000000:"
-
-
-def flywheel_arn(name: str) -> str:
-    return f"{ARN_PREFIX}flywheel/{name}"
-
-
-def model_arn(name: str, version: str | None) -> str | None:
-    return None if version is None else f"{ARN_PREFIX}document-classifier/{name}/version/{version}"
-
 
 def data_lake_uri(name: str) -> str:
     return f"{Workspace(name).lake}/"

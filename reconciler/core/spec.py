@@ -36,6 +36,14 @@ MAX_ITERATIONS = 1_000_000
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=NAME_PATTERN)]
 Label = Annotated[str, Field(min_length=1, max_length=5000, pattern=r"^[^\x00-\x1f\x7f]*$")]
 ModelVersion = Annotated[str, Field(pattern=VERSION_PATTERN)]
+#: Comprehend's tag rules: at most 50 per resource, keys 1-128 and values 0-256 characters.
+MAX_TAGS = 50
+TagKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
+TagValue = Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
+#: Tags are declared state that changes no model: left out of every dump (pipeline params, the
+#: input digest), so tagging a resource never makes DVC or the planner see a change.
+Tags = Annotated[dict[TagKey, TagValue], Field(default_factory=dict, max_length=MAX_TAGS,
+                                                exclude=True)]
 
 
 class LocatedValueError(ValueError):
@@ -138,6 +146,7 @@ class Dataset(_Model):
         default=False, exclude_if=lambda value: not value,
         description="TRAIN datasets only: accept documents that also appear in a TEST dataset "
                     "(refused by default: the test score would be inflated)")
+    tags: Tags
 
     @field_validator("path")
     @classmethod
@@ -228,18 +237,55 @@ class Promotion(_Model):
     write_back: bool = False
 
 
+KmsKeyId = Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^[\x20-\x7e]+$")]
+VpcId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[-0-9a-zA-Z]+$")]
+
+
+class VpcConfig(_Model):
+    security_group_ids: list[VpcId] = Field(min_length=1, max_length=5)
+    subnets: list[VpcId] = Field(min_length=1, max_length=16)
+
+
+class DataSecurityConfig(_Model):
+    model_kms_key_id: KmsKeyId | None = None
+    volume_kms_key_id: KmsKeyId | None = None
+    data_lake_kms_key_id: KmsKeyId | None = None
+    vpc_config: VpcConfig | None = None
+
+
+class ComprehendSettings(_Model):
+    """What Comprehend's ``CreateFlywheel`` declares that a local reconciler keeps but does not
+    use (no IAM role is assumed, nothing is encrypted with KMS, the lake is ``lake/``): kept so
+    that what an API client set, it reads back. Left out of every dump, like tags."""
+
+    data_access_role_arn: str | None = Field(
+        default=None, min_length=20, max_length=2048,
+        pattern=r"^arn:aws(-[^:]+)?:iam::[0-9]{12}:role/.+$")
+    data_lake_s3_uri: str | None = Field(
+        default=None, max_length=512,
+        pattern=r"^s3://[a-z0-9][\.\-a-z0-9]{1,61}[a-z0-9](/.*)?$")
+    data_security_config: DataSecurityConfig | None = None
+
+
 class FlywheelSpec(_Model):
-    """One flywheel: one YAML file under ``specs/``."""
+    """One flywheel: one YAML file under ``specs/``.
+
+    ``datasets`` may be empty: a flywheel made by the API's CreateFlywheel gets its data from
+    CreateDataset afterwards, as Comprehend's does; it waits (a plan note) until a TRAIN
+    dataset is declared.
+    """
 
     api_version: Literal["flywheel-reconciler/v1"] = API_VERSION
     name: Name
     description: str | None = Field(default=None, max_length=2048)
     task: TaskConfig
-    datasets: list[Dataset] = Field(min_length=1, max_length=100)
+    datasets: list[Dataset] = Field(default_factory=list, max_length=100)
     recipe: Recipe = LinearSvmRecipe()
     active_model: ModelVersion | None = None
     promotion: Promotion | None = None
     suspend: bool = False
+    tags: Tags
+    comprehend: ComprehendSettings | None = Field(default=None, exclude=True)
 
     @field_validator("recipe", mode="before")
     @classmethod
@@ -262,8 +308,6 @@ class FlywheelSpec(_Model):
                                         "datasets", index, "path")
             names.add(dataset.name)
             paths.add(dataset.path)
-        if not any(d.type is DatasetType.TRAIN for d in self.datasets):
-            raise LocatedValueError("declare at least one TRAIN dataset", "datasets")
         return self
 
     @property

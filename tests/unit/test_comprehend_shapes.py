@@ -13,14 +13,13 @@ from typing import Any
 
 import pytest
 
+from reconciler.core.arns import flywheel_arn, model_arn
 from reconciler.core.responses import (
     describe_flywheel_iteration,
-    flywheel_arn,
     flywheel_properties,
     flywheel_summary,
     iteration_properties,
     list_flywheel_iteration_history,
-    model_arn,
 )
 from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import (

@@ -6,8 +6,14 @@ from typing import Any
 
 import pytest
 
-from reconciler.core.actions import ApplyDecision, Blocked, Iterate, Pin, Unpin
-from reconciler.core.planner import BACKOFF_SECONDS, MAX_ATTEMPTS, input_digest, plan
+from reconciler.core.actions import Acknowledge, ApplyDecision, Blocked, Iterate, Pin, Unpin
+from reconciler.core.planner import (
+    BACKOFF_SECONDS,
+    MAX_ATTEMPTS,
+    NO_TRAIN_DATA,
+    input_digest,
+    plan,
+)
 from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import (
     DatasetRef,
@@ -164,6 +170,18 @@ def test_first_iteration() -> None:
     assert result.blocked is None
     assert not result.up_to_date
     assert result.flywheel == "demo"
+
+
+@pytest.mark.parametrize("datasets", [(), (("t1", "TEST", "data/t1.csv"),)],
+                         ids=["no-datasets", "test-only"])
+def test_a_flywheel_without_train_data_waits_for_it(datasets: tuple) -> None:
+    spec = make_spec(datasets=datasets)
+    md5s = {d[0]: MD5_A for d in datasets}
+    result = plan(spec, Observed(), md5s, now=T0)
+    assert result.actions == ()
+    assert result.notes == (NO_TRAIN_DATA,)
+    asked = plan(spec, Observed(), md5s, now=T0, request="20240101T000000Z-abcdef")
+    assert asked.actions == (Acknowledge("20240101T000000Z-abcdef", NO_TRAIN_DATA),)
 
 
 def test_up_to_date() -> None:

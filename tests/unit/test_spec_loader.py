@@ -447,8 +447,6 @@ def test_wrong_types_and_values(tmp_path: Path, case: Bad) -> None:
         "required field is missing"),
     Bad("task.labels", edit("  labels: [spam, ham]\n", ""), 3, "task.labels",
         "required field is missing"),
-    Bad("datasets", edit("datasets:\n  - name: d1\n    type: TRAIN\n    path: data/train.csv\n",
-                         ""), 1, "datasets", "required field is missing"),
     Bad("datasets[0].type", edit("    type: TRAIN\n", ""), 7, "datasets[0].type",
         "required field is missing"),
     Bad("datasets[0].path", edit("    path: data/train.csv\n", ""), 7, "datasets[0].path",
@@ -575,10 +573,19 @@ def test_invalid_dataset_name(tmp_path: Path) -> None:
     Bad("duplicate-dataset-path",
         with_second_dataset(SECOND_DATASET.replace("data/test.csv", "data/train.csv")), 12,
         "datasets[1].path", "used twice"),
-    Bad("no-train-dataset", edit("TRAIN", "TEST"), 6, "datasets", "at least one TRAIN"),
 )
 def test_dataset_list_consistency(tmp_path: Path, case: Bad) -> None:
     check(tmp_path, case)
+
+
+@pytest.mark.parametrize("text", [
+    edit("datasets:\n  - name: d1\n    type: TRAIN\n    path: data/train.csv\n", ""),
+    edit("TRAIN", "TEST"),
+], ids=["no-datasets", "test-dataset-only"])
+def test_a_spec_without_train_data_loads_and_waits_for_it(tmp_path: Path, text: str) -> None:
+    """CreateFlywheel declares a flywheel before CreateDataset gives it data, as Comprehend's."""
+    spec = load_spec(write_spec(tmp_path, text), tmp_path).spec
+    assert spec.train_datasets == []
 
 
 def test_duplicate_dataset_paths_after_normalisation(tmp_path: Path) -> None:
