@@ -22,6 +22,7 @@ from reconciler.core.layout import Workspace
 from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import IterationRecord, ModelMetrics, Observed, PromotionRecord
 
+
 def data_lake_uri(name: str) -> str:
     return f"{Workspace(name).lake}/"
 
