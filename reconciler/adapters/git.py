@@ -28,7 +28,25 @@ class GitError(StateError):
     output: str = ""
 
 
+#: How long a git command waits for another git process's ``index.lock`` to go away (a commit
+#: of the daemon's write-back and one of the API can meet on git's index).
+INDEX_LOCK_WAIT = 10.0
+
+
 def run(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    deadline = time.monotonic() + INDEX_LOCK_WAIT
+    delay = 0.02
+    while True:
+        try:
+            return _run_once(root, args, env)
+        except GitError as exc:
+            if "index.lock" not in exc.output or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def _run_once(root: Path, args: tuple[str, ...], env: dict[str, str] | None) -> str:
     try:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
                               check=True, env=None if env is None else {**os.environ, **env})
@@ -97,6 +115,35 @@ def revision(root: Path, paths: tuple[str, ...] = ("specs", "data")) -> Revision
             changed.add(entries[index])
             index += 1
     return Revision(commit, frozenset(changed))
+
+
+@dataclass(frozen=True)
+class Added:
+    """The commit that first added a path: when and by which commit it was declared."""
+
+    commit: str
+    time: float
+
+
+def first_added(root: Path, paths: list[str]) -> dict[str, Added]:
+    """For each of ``paths`` (files, or folders for every file under them), the oldest commit
+    of HEAD's history that added it; paths never committed are left out. One ``git log``."""
+    if not paths or not is_repo(root):
+        return {}
+    try:
+        out = run(root, "log", "--diff-filter=A", "--reverse", "--format=%x00%H %ct",
+                  "--name-only", "-z", "--no-renames", "HEAD", "--", *paths)
+    except GitError:
+        return {}  # a repository without commits yet
+    found: dict[str, Added] = {}
+    for block in out.split("\0\0"):
+        parts = [part.strip("\n") for part in block.split("\0") if part.strip("\n")]
+        if not parts:
+            continue
+        commit, _, stamp = parts[0].partition(" ")
+        for name in parts[1:]:
+            found.setdefault(name, Added(commit, float(stamp)))
+    return found
 
 
 def head(root: Path) -> str:

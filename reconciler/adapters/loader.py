@@ -36,7 +36,8 @@ _E = TypeVar("_E", bound=FlywheelError)
 
 MAX_SPEC_BYTES = limits.SPEC_BYTES.default  # the default; FLYWHEEL_MAX_SPEC_BYTES changes it
 
-__all__ = ["MAX_SPEC_BYTES", "SpecFile", "load_spec", "load_specs", "parse_yaml", "spec_paths"]
+__all__ = ["MAX_SPEC_BYTES", "SpecFile", "load_spec", "load_specs", "parse_spec_text", "parse_yaml",
+           "spec_paths"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,11 @@ class _ParseCache:
 
 
 _PARSED = _ParseCache(4096)
+
+
+def parse_spec_text(text: str, relative: str) -> SpecFile:
+    """A spec from its text, as :func:`load_spec` reads a file (a writer checks its edit)."""
+    return _parse_spec(text.encode("utf-8"), relative)
 
 
 def _parse_spec(raw: bytes, relative: str) -> SpecFile:

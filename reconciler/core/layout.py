@@ -27,6 +27,9 @@ SPECS_DIR = "specs"
 DATA_DIR = "data"
 PIPELINES_DIR = "pipelines"
 LAKE_DIR = "lake"
+#: Endpoints (the API's CreateEndpoint), one YAML file each: declared state that no reconcile
+#: acts on (an endpoint serves its flywheel's active model), so no change under it wakes one.
+ENDPOINTS_DIR = "endpoints"
 #: The folders whose changes wake the reconciler (git hooks, the watch daemon).
 DESIRED_STATE_DIRS = (SPECS_DIR, DATA_DIR)
 
@@ -41,6 +44,9 @@ SNAPSHOTS_DIR = f"{STATE_DIR}/snapshots"
 CHARTS_DIR = f"{STATE_DIR}/charts"
 WATCH_STATUS = f"{STATE_DIR}/watch/status.json"
 WATCH_LOCK = f"{LOCKS_DIR}/watch.lock"
+#: Held by every writer of desired state (the API's commits, the policy's write-back) around
+#: read, edit, write and commit: two writers never interleave on one spec or on git's index.
+DESIRED_STATE_LOCK = f"{LOCKS_DIR}/desired-state.lock"
 #: Serialises every DVC command in the repository (DVC's own lock does not wait).
 DVC_LOCK = f"{LOCKS_DIR}/dvc"
 PUBLISH_LOG = f"{LOGS_DIR}/publish.log"
@@ -48,6 +54,15 @@ HOOK_LOG = f"{LOGS_DIR}/hook.log"
 
 STAGE_LAUNCHER = f"{PIPELINES_DIR}/run-stage.sh"
 MODEL_SUFFIX = ".skops"
+
+
+def endpoint_file(name: str) -> PurePosixPath:
+    return PurePosixPath(ENDPOINTS_DIR) / f"{name}.yaml"
+
+
+def dataset_file(flywheel: str, dataset: str) -> PurePosixPath:
+    """Where the API's CreateDataset puts a dataset's file."""
+    return PurePosixPath(DATA_DIR) / flywheel / f"{dataset}.csv"
 
 
 def flywheel_lock(name: str) -> PurePosixPath:

@@ -77,7 +77,9 @@ class LanguageCode(StrEnum):
     PT = "pt"
 
 
-class _Model(BaseModel):
+class SpecModel(BaseModel):
+    """What every declared file's models share: camelCase keys, no unknown field, frozen."""
+
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
@@ -88,7 +90,7 @@ class _Model(BaseModel):
     )
 
 
-class TaskConfig(_Model):
+class TaskConfig(SpecModel):
     """What is classified: Comprehend's ``TaskConfig`` with its ``DocumentClassificationConfig``."""
 
     language_code: LanguageCode = LanguageCode.EN
@@ -132,7 +134,7 @@ class TaskConfig(_Model):
         return self
 
 
-class Dataset(_Model):
+class Dataset(SpecModel):
     """One dataset version: a Comprehend CSV file under ``data/``, used for TRAIN or TEST."""
 
     name: Name
@@ -169,7 +171,7 @@ class Dataset(_Model):
         return self
 
 
-class Features(_Model):
+class Features(SpecModel):
     """TF-IDF features shared by every recipe."""
 
     ngram_range: tuple[int, int] = (1, 2)
@@ -188,7 +190,7 @@ class Features(_Model):
         return value
 
 
-class _RecipeBase(_Model):
+class _RecipeBase(SpecModel):
     features: Features = Features()
     holdout_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
@@ -225,7 +227,7 @@ Recipe = Annotated[
 ]
 
 
-class Promotion(_Model):
+class Promotion(SpecModel):
     """The F1-threshold policy: promote a new version when it is good enough and better enough.
 
     ``writeBack``: a policy promotion also rewrites the spec's ``activeModel`` line (marked
@@ -237,37 +239,37 @@ class Promotion(_Model):
     write_back: bool = False
 
 
+RoleArn = Annotated[str, Field(min_length=20, max_length=2048,
+                               pattern=r"^arn:aws(-[^:]+)?:iam::[0-9]{12}:role/.+$")]
 KmsKeyId = Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^[\x20-\x7e]+$")]
 VpcId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[-0-9a-zA-Z]+$")]
 
 
-class VpcConfig(_Model):
+class VpcConfig(SpecModel):
     security_group_ids: list[VpcId] = Field(min_length=1, max_length=5)
     subnets: list[VpcId] = Field(min_length=1, max_length=16)
 
 
-class DataSecurityConfig(_Model):
+class DataSecurityConfig(SpecModel):
     model_kms_key_id: KmsKeyId | None = None
     volume_kms_key_id: KmsKeyId | None = None
     data_lake_kms_key_id: KmsKeyId | None = None
     vpc_config: VpcConfig | None = None
 
 
-class ComprehendSettings(_Model):
+class ComprehendSettings(SpecModel):
     """What Comprehend's ``CreateFlywheel`` declares that a local reconciler keeps but does not
     use (no IAM role is assumed, nothing is encrypted with KMS, the lake is ``lake/``): kept so
     that what an API client set, it reads back. Left out of every dump, like tags."""
 
-    data_access_role_arn: str | None = Field(
-        default=None, min_length=20, max_length=2048,
-        pattern=r"^arn:aws(-[^:]+)?:iam::[0-9]{12}:role/.+$")
+    data_access_role_arn: RoleArn | None = None
     data_lake_s3_uri: str | None = Field(
         default=None, max_length=512,
         pattern=r"^s3://[a-z0-9][\.\-a-z0-9]{1,61}[a-z0-9](/.*)?$")
     data_security_config: DataSecurityConfig | None = None
 
 
-class FlywheelSpec(_Model):
+class FlywheelSpec(SpecModel):
     """One flywheel: one YAML file under ``specs/``.
 
     ``datasets`` may be empty: a flywheel made by the API's CreateFlywheel gets its data from

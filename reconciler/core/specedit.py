@@ -57,3 +57,34 @@ def set_active_model(text: str, line: int | None, version: str) -> str:
     quote = match.group("quote")
     lines[line - 1] = f"{match.group('head')}{quote}{version}{quote}{match.group('tail')}{ending}"
     return "".join(lines)
+
+
+def pin_active_model(text: str, line: int | None, version: str) -> str:
+    """``text`` with ``activeModel`` pinned to ``version`` by a person (the API's
+    UpdateFlywheel): the line is rewritten without the policy marker, or appended.
+
+    Unlike :func:`set_active_model`, a person's decision may replace any plain top-level
+    ``activeModel: vN`` line, the policy's or a pin; a comment after it that is not the
+    marker is kept.
+    """
+    if not re.fullmatch(r"v[0-9]+", version):
+        raise SpecEditError(f"not a model version: {version!r}")
+    if line is None:
+        lines = text.splitlines(keepends=True)
+        ending = "\r\n" if lines and lines[-1].endswith("\r\n") else "\n"
+        separator = "" if not text or text.endswith(("\n", "\r")) else ending
+        return f"{text}{separator}activeModel: {version}{ending}"
+    lines = text.splitlines(keepends=True)
+    if not 1 <= line <= len(lines):
+        raise SpecEditError(f"line {line} is outside the file")
+    original = lines[line - 1]
+    body = original.rstrip("\r\n")
+    match = _LINE.fullmatch(body)
+    if match is None:
+        raise SpecEditError(f"line {line} is not a plain top-level `activeModel: vN` line")
+    tail = match.group("tail")
+    kept = "" if is_policy_line(tail) else tail
+    quote = match.group("quote")
+    lines[line - 1] = (f"{match.group('head')}{quote}{version}{quote}{kept}"
+                       f"{original[len(body):]}")
+    return "".join(lines)

@@ -37,12 +37,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 # botocore ships no type information: its names are Any here. The second code keeps this line
 # quiet once pyproject.toml ignores botocore's missing imports instead.
-from botocore.auth import (  # type: ignore[import-untyped, unused-ignore]
+from botocore.auth import (
     SIGNED_HEADERS_BLACKLIST,
     SigV4Auth,
 )
-from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped, unused-ignore]
-from botocore.credentials import Credentials  # type: ignore[import-untyped, unused-ignore]
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from reconciler.errors import FlywheelError
 

@@ -21,22 +21,17 @@ while a stage runs, so a threaded server never calls it: it records intent
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from reconciler.adapters.dataset_files import HashCache
-from reconciler.adapters.lake import Lake
-from reconciler.core.layout import SPECS_DIR, chart_file
+from reconciler.api.repository import Repository, open_repository
+from reconciler.core.layout import chart_file
 from reconciler.core.state import IterationRecord
 from reconciler.errors import FlywheelError, NotFoundError
 from reconciler.gitops.publish import DEFAULT_MESSAGE, Published
 from reconciler.gitops.scaffold import Initialised
-from reconciler.runtime.classify import Classification, ModelCache
+from reconciler.runtime.classify import Classification
 from reconciler.runtime.events import Reporter, ignore
 from reconciler.runtime.queries import LATEST, FlywheelView
 from reconciler.runtime.reconcile import ReconcileResult
@@ -67,56 +62,6 @@ __all__ = [
     "validate",
     "write_report",
 ]
-
-
-class Repository:
-    """One flywheel repository: the root, the lake, the caches, and the lock that guards them.
-
-    Made by :func:`open_repository`, which refuses a folder without ``specs/``. The hash cache
-    and the model cache live as long as the handle; every use case takes the lock while it reads
-    or writes them, so one handle may serve several threads.
-    """
-
-    def __init__(self, root: Path, *, clock: Callable[[], float] = time.time) -> None:
-        self.root = root.resolve()
-        self.clock = clock
-        self.lake = Lake(self.root)
-        self.cache = HashCache(self.root)
-        self.models = ModelCache()
-        self._lock = threading.RLock()
-
-    @contextmanager
-    def locked(self) -> Iterator[Repository]:
-        """The handle, exclusively: its caches are not shared by two use cases at once."""
-        with self._lock:
-            yield self
-
-    def views(self, names: set[str] | None = None, *,
-              check_data: bool | Literal["all"] = False) -> list[FlywheelView]:
-        from reconciler.runtime.queries import all_views
-
-        with self._lock:
-            return all_views(self.root, names, check_data=check_data, lake=self.lake,
-                             cache=self.cache, clock=self.clock)
-
-    def view(self, name: str, *, records: bool = False) -> FlywheelView:
-        from reconciler.runtime.queries import view
-
-        with self._lock:
-            return view(self.root, name, records=records, lake=self.lake, cache=self.cache)
-
-    def __repr__(self) -> str:
-        return f"Repository({str(self.root)!r})"
-
-
-def open_repository(path: Path | str = ".", *,
-                    clock: Callable[[], float] = time.time) -> Repository:
-    """The handle of the flywheel repository at ``path``; one without ``specs/`` is refused."""
-    root = Path(path).resolve()
-    if not (root / SPECS_DIR).is_dir():
-        raise NotFoundError(f"{root} has no {SPECS_DIR}/ folder (run `flywheel init` to "
-                            "create one)")
-    return Repository(root, clock=clock)
 
 
 # reconciling ---------------------------------------------------------------------------------
