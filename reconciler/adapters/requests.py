@@ -29,8 +29,21 @@ def read_request(root: Path, name: str) -> str | None:
     return token if token and token.isprintable() else None
 
 
-def new_request(root: Path, name: str) -> str:
-    """Write a new request token for ``name`` and return it (time-ordered, unique)."""
-    token = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+def new_request(root: Path, name: str, iteration_id: str | None = None) -> str:
+    """Write a new request token for ``name`` and return it (time-ordered, unique).
+
+    The token starts with the id the iteration answering it is to take (the API's
+    StartFlywheelIteration assigns it when asked: ``iteration_id``), or with the current UTC
+    second; :func:`requested_id` reads it back."""
+    stamp = iteration_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    token = f"{stamp}-{secrets.token_hex(3)}"
     atomic_write_text(request_path(root, name), token + "\n")
     return token
+
+
+def requested_id(token: str | None) -> str | None:
+    """The iteration id a request token asks for (its ``YYYYMMDDTHHMMSSZ`` head), or None."""
+    if token is None:
+        return None
+    head, _, _ = token.partition("-")
+    return head if len(head) == 16 and head[8] == "T" and head.endswith("Z") else None

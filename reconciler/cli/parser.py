@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reconciler.cli.commands import inspecting, reconciling, setup
+from reconciler.cli.commands import inspecting, reconciling, serving, setup
 from reconciler.cli.options import gitops_options, log_format_option, push_options, seconds
 
 Handler = Callable[..., int]
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # in the order `flywheel --help` lists them
     _running(command)
+    _serving(command)
     _git(command)
     _checking(command)
     _inspecting(command)
@@ -79,6 +80,27 @@ def _running(command: Any) -> None:
                    help="only record the request (a running `flywheel watch` picks it up)")
     log_format_option(p)
     gitops_options(p)
+
+
+def _serving(command: Any) -> None:
+    from reconciler.server import DEFAULT_PORT
+
+    p = command("serve", serving.serve, "Serve Comprehend's flywheel API for this repository "
+                "(boto3 and the aws CLI work unchanged), with the watch daemon beside it.",
+                output=False)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
+                   "127.0.0.1; any other needs --credentials-file)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--credentials-file", type=Path, metavar="FILE",
+                   help="AWS shared-credentials file: every request must be SigV4-signed with "
+                   "one of its keys")
+    p.add_argument("--allow-local", type=Path, action="append", metavar="FOLDER",
+                   help="a folder CreateDataset may read local files from (repeatable; "
+                   "default: the repository's data/)")
+    p.add_argument("--no-watch", action="store_true",
+                   help="do not start the watch daemon (another process reconciles)")
+    log_format_option(p)
 
 
 def _checking(command: Any) -> None:

@@ -42,6 +42,8 @@ HASH_CACHE = f"{CACHE_DIR}/hashes.json"
 REQUESTS_DIR = f"{STATE_DIR}/requests"
 SNAPSHOTS_DIR = f"{STATE_DIR}/snapshots"
 CHARTS_DIR = f"{STATE_DIR}/charts"
+#: Inputs being received (CreateDataset's file, before it is checked and declared).
+INCOMING_DIR = f"{STATE_DIR}/incoming"
 WATCH_STATUS = f"{STATE_DIR}/watch/status.json"
 WATCH_LOCK = f"{LOCKS_DIR}/watch.lock"
 #: Held by every writer of desired state (the API's commits, the policy's write-back) around

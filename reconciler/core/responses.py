@@ -27,6 +27,15 @@ def data_lake_uri(name: str) -> str:
     return f"{Workspace(name).lake}/"
 
 
+def pascal_keys(value: Any) -> Any:
+    """A spec's camelCase mapping in Comprehend's PascalCase (``vpcConfig`` -> ``VpcConfig``)."""
+    if isinstance(value, dict):
+        return {key[:1].upper() + key[1:]: pascal_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [pascal_keys(item) for item in value]
+    return value
+
+
 def _figures(metrics: ModelMetrics | None) -> dict[str, float] | None:
     return metrics.figures() if metrics is not None else None
 
@@ -60,8 +69,12 @@ def list_flywheel_iteration_history(records: list[IterationRecord]) -> dict[str,
 
 
 def flywheel_properties(spec: FlywheelSpec, observed: Observed, message: str) -> dict[str, Any]:
+    """DescribeFlywheel's ``FlywheelProperties``: ``CREATING`` until a reconcile has adopted
+    the flywheel (written its first status), then ``ACTIVE``; what CreateFlywheel declared
+    (role, data lake, security) as it was declared."""
     status = observed.status
     latest = observed.latest
+    settings = spec.comprehend
     props: dict[str, Any] = {
         "FlywheelArn": flywheel_arn(spec.name),
         "ActiveModelArn": model_arn(spec.name, observed.active_model),
@@ -72,8 +85,12 @@ def flywheel_properties(spec: FlywheelSpec, observed: Observed, message: str) ->
                 "Labels": list(spec.task.labels),
             },
         },
-        "DataLakeS3Uri": data_lake_uri(spec.name),
-        "DataSecurityConfig": {},
+        "DataAccessRoleArn": settings.data_access_role_arn if settings else None,
+        "DataLakeS3Uri": (settings.data_lake_s3_uri if settings and settings.data_lake_s3_uri
+                          else data_lake_uri(spec.name)),
+        "DataSecurityConfig": (pascal_keys(settings.data_security_config.model_dump(
+            mode="json", by_alias=True, exclude_none=True))
+            if settings and settings.data_security_config else {}),
         "Status": "ACTIVE" if status else "CREATING",
         "ModelType": "DOCUMENT_CLASSIFIER",
         "Message": message,
@@ -84,11 +101,17 @@ def flywheel_properties(spec: FlywheelSpec, observed: Observed, message: str) ->
     return {key: value for key, value in props.items() if value is not None}
 
 
+SUMMARY_KEYS = ("FlywheelArn", "ActiveModelArn", "DataLakeS3Uri", "Status", "ModelType",
+                "Message", "CreationTime", "LastModifiedTime", "LatestFlywheelIteration")
+
+
 def flywheel_summary(spec: FlywheelSpec, observed: Observed, message: str) -> dict[str, Any]:
-    props = flywheel_properties(spec, observed, message)
-    keys = ("FlywheelArn", "ActiveModelArn", "DataLakeS3Uri", "Status", "ModelType", "Message",
-            "CreationTime", "LastModifiedTime", "LatestFlywheelIteration")
-    return {key: props[key] for key in keys if key in props}
+    return summary_of(flywheel_properties(spec, observed, message))
+
+
+def summary_of(props: dict[str, Any]) -> dict[str, Any]:
+    """A ``FlywheelSummary``: the properties ListFlywheels shows."""
+    return {key: props[key] for key in SUMMARY_KEYS if key in props}
 
 
 def _last_modified(observed: Observed) -> float | None:

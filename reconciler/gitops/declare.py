@@ -152,7 +152,16 @@ def pin(root: Path, name: str, version: str, *, operation: str = "UpdateFlywheel
 def set_field(root: Path, name: str, path: tuple[str | int, ...], value: Any, *,
               subject: str) -> Declared:
     """Set (or, with ``value`` None, remove) one field of ``name``'s spec."""
+    return update_field(root, name, lambda _spec_file: path, lambda _spec_file: value,
+                        subject=subject)
+
+
+def update_field(root: Path, name: str, where: Callable[[SpecFile], tuple[str | int, ...]],
+                 compute: Callable[[SpecFile], Any], *, subject: str) -> Declared:
+    """Set one field of ``name``'s spec to what ``compute`` makes of the spec as it is now
+    (under the lock: a read-modify-write two writers cannot interleave); None removes it."""
     def edit(spec_file: SpecFile, text: str) -> str:
+        path, value = where(spec_file), compute(spec_file)
         if value is not None:
             return yaml_edit.set_value(text, path, value)
         try:
@@ -247,18 +256,37 @@ def render_endpoint(endpoint: EndpointSpec) -> str:
 
 def write_endpoint(root: Path, endpoint: EndpointSpec, *, create: bool, subject: str
                    ) -> Declared:
-    relative = endpoint_file(endpoint.name).as_posix()
+    return _write_endpoint(root, endpoint.name, lambda _current: endpoint, create=create,
+                           subject=subject)
+
+
+def update_endpoint(root: Path, name: str, change: Callable[[EndpointSpec], EndpointSpec], *,
+                    subject: str) -> Declared:
+    """Rewrite endpoint ``name`` as ``change`` makes it from the file as it is now."""
+    def changed(current: EndpointSpec | None) -> EndpointSpec:
+        assert current is not None  # read under the lock: an update has one
+        return change(current)
+
+    return _write_endpoint(root, name, changed, create=False, subject=subject)
+
+
+def _write_endpoint(root: Path, name: str,
+                    change: Callable[[EndpointSpec | None], EndpointSpec], *, create: bool,
+                    subject: str) -> Declared:
+    relative = endpoint_file(name).as_posix()
     with desired_state(root):
         exists = (root / relative).exists()
         if create and exists:
-            raise ConflictError(f"an endpoint named {endpoint.name!r} exists already")
+            raise ConflictError(f"an endpoint named {name!r} exists already")
+        current = None
         if not create:
-            load_endpoint(root, endpoint.name)  # NotFoundError, or its own error
+            current = load_endpoint(root, name)  # NotFoundError, or its own error
             _clean(root, relative)
+        endpoint = change(current)
         text = render_endpoint(endpoint)
         if parse_endpoint(text.encode("utf-8"), relative) != endpoint:
-            raise StateError(f"the file written for endpoint {endpoint.name!r} does not read "
-                             "back as given")
+            raise StateError(f"the file written for endpoint {name!r} does not read back as "
+                             "given")
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(root / relative, text)
         return _commit(root, [relative], subject)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.adapters.dataset_files import DatasetFile
 from reconciler.adapters.loader import SpecFile
+from reconciler.adapters.requests import requested_id
 from reconciler.core.actions import Iterate
 from reconciler.core.documents import CorpusSummary
 from reconciler.core.layout import Workspace
@@ -67,14 +68,24 @@ if TYPE_CHECKING:
 ID_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
-def new_iteration_id(now: float, observed: Observed) -> str:
+def new_iteration_id(now: float, observed: Observed, requested: str | None = None) -> str:
     """Comprehend's ``YYYYMMDDTHHMMSSZ`` (UTC): ``now``, or one second past the latest id when
     that is not earlier (a record written by a machine with a fast clock, or two iterations in
     one second). Computed, never counted up to: an id years ahead costs no more than any other.
     Ids stay unique and strictly increasing, so they sort in the order the iterations ran.
+
+    ``requested``: the id StartFlywheelIteration handed out when it was asked, taken when it is
+    still later than every id (it is, unless another iteration started in between).
     """
     stamp = int(now)
     latest = max((it.flywheel_iteration_id for it in observed.iterations), default=None)
+    if requested is not None and (latest is None or requested > latest):
+        try:
+            calendar.timegm(time.strptime(requested, ID_FORMAT))
+        except ValueError:
+            pass
+        else:
+            return requested
     if latest is not None:
         try:
             after = calendar.timegm(time.strptime(latest, ID_FORMAT)) + 1
@@ -119,7 +130,8 @@ class IterationRun:
         now = ctx.clock()
         self.record = IterationRecord(
             flywheel_name=self.spec.name,
-            flywheel_iteration_id=new_iteration_id(now, job.observed),
+            flywheel_iteration_id=new_iteration_id(now, job.observed,
+                                                   requested_id(job.action.request)),
             status=IterationStatus.TRAINING,
             creation_time=now,
             input_digest=job.action.digest,

@@ -202,6 +202,8 @@ def _reconcile_one(ctx: Context, spec_file: SpecFile) -> FlywheelResult:
         first = plan_for(inputs, ctx.clock())
         if (first.up_to_date and not leftovers(ctx.lake, name, inputs.observed)) \
                 or first.suspended:
+            if first.up_to_date and inputs.observed.status is None:
+                _adopt(ctx, name)
             outcome.plan = first
             ctx.report(Planned(name, first))
             return outcome
@@ -225,6 +227,14 @@ def _reconcile_one(ctx: Context, spec_file: SpecFile) -> FlywheelResult:
                                        "allocate more memory (raise its memory limit or free "
                                        "memory, then retry)", flywheel=name)
     return outcome
+
+
+def _adopt(ctx: Context, name: str) -> None:
+    """A flywheel with nothing to do yet (no data) gets its first status all the same: it is
+    ACTIVE from its first reconcile on, with its creation time, as Comprehend's are."""
+    with ctx.lake.try_flywheel_lock(name) as locked:
+        if locked and ctx.lake.observe(name).status is None:
+            ctx.lake.write_status(FlywheelStatus(flywheel_name=name, creation_time=ctx.clock()))
 
 
 def _act(ctx: Context, spec_file: SpecFile, outcome: FlywheelResult) -> None:

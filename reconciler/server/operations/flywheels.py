@@ -1,0 +1,149 @@
+"""CreateFlywheel, DescribeFlywheel, UpdateFlywheel, DeleteFlywheel, ListFlywheels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from reconciler import api
+from reconciler.api import declaring
+from reconciler.core.arns import flywheel_arn, model_arn
+from reconciler.core.responses import flywheel_properties, summary_of
+from reconciler.core.spec import ComprehendSettings, FlywheelSpec
+from reconciler.runtime.queries import FlywheelView
+from reconciler.server.context import Answer, Context, Params, arn
+from reconciler.server.operations.common import (
+    camel_keys,
+    check_time_filter,
+    one_filter,
+    spec_validation_error,
+    tags_from,
+)
+from reconciler.server.paging import page
+from reconciler.server.protocol import AwsError, invalid
+
+
+def properties(ctx: Context, view: FlywheelView) -> dict[str, Any]:
+    """FlywheelProperties of a flywheel (FAILED with its error when its spec does not load)."""
+    if view.spec_file is None:
+        return {"FlywheelArn": flywheel_arn(view.name), "Status": "FAILED",
+                "ModelType": "DOCUMENT_CLASSIFIER", "Message": str(view.error)}
+    props = flywheel_properties(view.spec_file.spec, view.observed, view.message)
+    if "CreationTime" not in props:
+        declared = ctx.repo.catalog.declared([view.spec_file.path]).get(view.spec_file.path)
+        if declared is not None:
+            props["CreationTime"] = declared.time
+    return props
+
+
+def create_flywheel(ctx: Context, params: Params) -> Answer:
+    if params.get("ActiveModelArn"):
+        raise invalid("ActiveModelArn at creation (a flywheel for an existing model) is not "
+                      "supported: create the flywheel with TaskConfig and ModelType, then add "
+                      "its data with CreateDataset")
+    model_type = params.get("ModelType")
+    task = params.get("TaskConfig")
+    if model_type is None or task is None:
+        raise invalid("set ModelType and TaskConfig: a new flywheel trains a new model")
+    if model_type != "DOCUMENT_CLASSIFIER":
+        raise invalid(f"ModelType {model_type} is not supported yet: this server trains "
+                      "DOCUMENT_CLASSIFIER models")
+    classification = task.get("DocumentClassificationConfig")
+    if classification is None or task.get("EntityRecognitionConfig") is not None:
+        raise invalid("a DOCUMENT_CLASSIFIER flywheel needs TaskConfig."
+                      "DocumentClassificationConfig (and no EntityRecognitionConfig)")
+    if not classification.get("Labels"):
+        raise invalid("TaskConfig.DocumentClassificationConfig.Labels: list the flywheel's "
+                      "labels (at least 2); they are fixed once it is created, as Comprehend's")
+    if task["LanguageCode"] not in {"en", "es", "fr", "de", "it", "pt"}:
+        raise AwsError("UnsupportedLanguageException", f"custom classification does not "
+                       f"support language {task['LanguageCode']!r} (en, es, fr, de, it, pt)")
+    data = {
+        "name": params["FlywheelName"],
+        "task": {"languageCode": task["LanguageCode"], "mode": classification["Mode"],
+                 "labels": classification["Labels"]},
+        "tags": tags_from(params.get("Tags")),
+        "comprehend": {"dataAccessRoleArn": params["DataAccessRoleArn"],
+                       "dataLakeS3Uri": params["DataLakeS3Uri"],
+                       **({"dataSecurityConfig": camel_keys(params["DataSecurityConfig"])}
+                          if params.get("DataSecurityConfig") else {})},
+    }
+    try:
+        spec = FlywheelSpec.model_validate(data)
+    except ValidationError as exc:
+        raise spec_validation_error(exc) from None
+    declaring.create_flywheel(ctx.repo, spec)
+    return {"FlywheelArn": flywheel_arn(spec.name)}
+
+
+def describe_flywheel(ctx: Context, params: Params) -> Answer:
+    name = arn(params, "FlywheelArn", "flywheel").name
+    return {"FlywheelProperties": properties(ctx, api.describe_flywheel(ctx.repo, name))}
+
+
+def update_flywheel(ctx: Context, params: Params) -> Answer:
+    name = arn(params, "FlywheelArn", "flywheel").name
+    view = api.describe_flywheel(ctx.repo, name)
+    assert view.spec_file is not None
+    pinned = None
+    if params.get("ActiveModelArn"):
+        model = arn(params, "ActiveModelArn", "model")
+        if model.name != name or model.child is None:
+            raise invalid(f"ActiveModelArn: {params['ActiveModelArn']} is not a model version "
+                          f"of flywheel {name!r}")
+        declaring.pin_active_model(ctx.repo, name, model.child)
+        pinned = model.child
+    if "DataAccessRoleArn" in params or "DataSecurityConfig" in params:
+        current = view.spec_file.spec.comprehend or ComprehendSettings()
+        update: dict[str, Any] = {}
+        if params.get("DataAccessRoleArn"):
+            update["data_access_role_arn"] = params["DataAccessRoleArn"]
+        if params.get("DataSecurityConfig") is not None:
+            merged = {**(current.data_security_config.model_dump(by_alias=True,
+                                                                 exclude_none=True)
+                         if current.data_security_config else {}),
+                      **camel_keys(params["DataSecurityConfig"])}
+            update["data_security_config"] = merged
+        try:
+            settings = ComprehendSettings.model_validate(
+                {**current.model_dump(by_alias=True, exclude_none=True),
+                 **{ComprehendSettings.model_fields[k].alias or k: v
+                    for k, v in update.items()}})
+        except ValidationError as exc:
+            raise spec_validation_error(exc) from None
+        declaring.set_flywheel_settings(ctx.repo, name, settings)
+    props = properties(ctx, api.describe_flywheel(ctx.repo, name))
+    if pinned is not None:  # the reconciler applies the pin next; the answer says what it is
+        props["ActiveModelArn"] = model_arn(name, pinned)
+    return {"FlywheelProperties": props}
+
+
+def delete_flywheel(ctx: Context, params: Params) -> Answer:
+    declaring.delete_flywheel(ctx.repo, arn(params, "FlywheelArn", "flywheel").name)
+    return {}
+
+
+def list_flywheels(ctx: Context, params: Params) -> Answer:
+    query = one_filter(params.get("Filter"))
+    summaries = []
+    for view in api.list_flywheels(ctx.repo):
+        props = properties(ctx, view)
+        if "Status" in query and props.get("Status") != query["Status"]:
+            continue
+        if not check_time_filter(props.get("CreationTime"), query):
+            continue
+        summaries.append(summary_of(props))
+    chosen, token = page(summaries, lambda s: s["FlywheelArn"], params, "ListFlywheels", query)
+    return {"FlywheelSummaryList": chosen, **({"NextToken": token} if token else {})}
+
+
+OPERATIONS = {
+    "CreateFlywheel": create_flywheel,
+    "DescribeFlywheel": describe_flywheel,
+    "UpdateFlywheel": update_flywheel,
+    "DeleteFlywheel": delete_flywheel,
+    "ListFlywheels": list_flywheels,
+}
+
+__all__ = ["OPERATIONS", "properties"]
