@@ -136,11 +136,11 @@ def start_iteration(repo: Repository, name: str) -> str:
 # datasets and endpoints -------------------------------------------------------------------------
 
 
-def create_dataset(repo: Repository, name: str, dataset: Dataset, source: Path
-                   ) -> tuple[Declared, int]:
+def create_dataset(repo: Repository, name: str, dataset: Dataset, source: Path, *,
+                   shown: str | None = None) -> tuple[Declared, int]:
     """Declare ``dataset`` in ``name``'s spec with ``source``'s content (checked as a reconcile
-    checks it first); the commit and the document count."""
-    return declare.add_dataset(repo.root, name, dataset, source)
+    checks it first); the commit and the document count. Problems name the file ``shown``."""
+    return declare.add_dataset(repo.root, name, dataset, source, shown=shown)
 
 
 def dataset_path(flywheel: str, dataset: str) -> str:

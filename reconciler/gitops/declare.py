@@ -187,11 +187,13 @@ def delete_flywheel(root: Path, name: str, *, operation: str = "DeleteFlywheel")
 
 
 def add_dataset(root: Path, name: str, dataset: Dataset, source: Path, *,
-                operation: str = "CreateDataset") -> tuple[Declared, int]:
+                operation: str = "CreateDataset", shown: str | None = None
+                ) -> tuple[Declared, int]:
     """Copy ``source`` to ``dataset.path``, check it as a reconcile would (every row, no TRAIN
     document in a TEST dataset), declare it in the spec, commit both; the document count.
 
-    Nothing is declared or left behind when a check fails."""
+    Nothing is declared or left behind when a check fails; a problem of the file names it as
+    ``shown`` (the caller's name of it, such as the URI it came from)."""
     target = root / dataset.path
     with desired_state(root):
         spec_file = find_spec(root, name)
@@ -223,9 +225,12 @@ def add_dataset(root: Path, name: str, dataset: Dataset, source: Path, *,
         except (FlywheelError, ValueError, OSError) as exc:
             target.unlink(missing_ok=True)
             _remove_empty(target.parent, root)
-            if isinstance(exc, FlywheelError):
-                raise
-            raise SpecError(str(exc), file=dataset.path) from exc
+            if not isinstance(exc, FlywheelError):
+                raise SpecError(str(exc), file=shown or dataset.path) from exc
+            for problem in (exc, *exc.others):
+                if shown and problem.file == dataset.path:
+                    problem.file = shown
+            raise
         atomic_write_text(root / spec_file.path, edited)
         subject = (f"{operation} {name}/{dataset.name} ({dataset.type.value}, "
                    f"{documents} documents)")

@@ -25,11 +25,9 @@ import regex
 
 from reconciler.errors import (
     ConflictError,
-    DataError,
     FlywheelError,
     NotFoundError,
-    SpecError,
-    StateError,
+    PipelineError,
     TransientError,
 )
 
@@ -78,9 +76,9 @@ def from_error(exc: FlywheelError) -> AwsError:
         return in_use(message)
     if isinstance(exc, TransientError):
         return AwsError("TooManyRequestsException", message)
-    if isinstance(exc, SpecError | DataError | StateError):
-        return invalid(message)
-    return AwsError("InternalServerException", message, status=500)
+    if isinstance(exc, PipelineError):
+        return AwsError("InternalServerException", message, status=500)
+    return invalid(message)  # what the request asked for cannot be done: it says why
 
 
 # the service model ------------------------------------------------------------------------------

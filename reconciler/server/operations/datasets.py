@@ -87,7 +87,7 @@ def create_dataset(ctx: Context, params: Params) -> Answer:
     os.close(handle)
     try:
         fetch_to(source["S3Uri"], ctx.sources, Path(temp))
-        declaring.create_dataset(ctx.repo, name, dataset, Path(temp))
+        declaring.create_dataset(ctx.repo, name, dataset, Path(temp), shown=source["S3Uri"])
     finally:
         with contextlib.suppress(OSError):
             Path(temp).unlink()

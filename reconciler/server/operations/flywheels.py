@@ -38,6 +38,15 @@ def properties(ctx: Context, view: FlywheelView) -> dict[str, Any]:
 
 
 def create_flywheel(ctx: Context, params: Params) -> Answer:
+    replayed = ctx.idempotency.replay("CreateFlywheel", params)
+    if replayed is not None:
+        return replayed
+    answer = {"FlywheelArn": flywheel_arn(_create(ctx, params).name)}
+    ctx.idempotency.remember("CreateFlywheel", params, answer)
+    return answer
+
+
+def _create(ctx: Context, params: Params) -> FlywheelSpec:
     if params.get("ActiveModelArn"):
         raise invalid("ActiveModelArn at creation (a flywheel for an existing model) is not "
                       "supported: create the flywheel with TaskConfig and ModelType, then add "
@@ -74,7 +83,7 @@ def create_flywheel(ctx: Context, params: Params) -> Answer:
     except ValidationError as exc:
         raise spec_validation_error(exc) from None
     declaring.create_flywheel(ctx.repo, spec)
-    return {"FlywheelArn": flywheel_arn(spec.name)}
+    return spec
 
 
 def describe_flywheel(ctx: Context, params: Params) -> Answer:
