@@ -20,6 +20,7 @@ from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_specs
 from reconciler.core.actions import Iterate, Plan
 from reconciler.core.conditions import Condition, conditions
+from reconciler.core.planner import person_pin
 from reconciler.core.policy import inactive_reason
 from reconciler.core.state import IterationRecord, Observed
 from reconciler.errors import FlywheelError, NotFoundError
@@ -52,6 +53,18 @@ class FlywheelView:
     @property
     def message(self) -> str:
         return self.conditions[0].message
+
+    @property
+    def active_model(self) -> str | None:
+        """The active version, or the one a person's pin in the spec names when the reconciler
+        has not applied it yet (a pin to an existing version always wins, so it is active the
+        moment it is declared: the API's UpdateFlywheel is synchronous, as Comprehend's is)."""
+        observed = self.observed.active_model
+        if self.spec_file is None:
+            return observed
+        pin = person_pin(self.spec_file.spec, self.observed.status,
+                         self.spec_file.policy_managed)
+        return pin if pin is not None and pin in self.observed.versions else observed
 
 
 def all_views(root: Path, names: set[str] | None = None, *,

@@ -32,7 +32,7 @@ from reconciler.server.protocol import AwsError, invalid
 
 def _active(ctx: Context, flywheel: str) -> dict[str, str | None]:
     try:
-        return {flywheel: ctx.repo.view(flywheel).observed.active_model}
+        return {flywheel: ctx.repo.view(flywheel).active_model}
     except NotFoundError:
         return {}
 
@@ -114,7 +114,7 @@ def describe_endpoint(ctx: Context, params: Params) -> Answer:
 
 def list_endpoints(ctx: Context, params: Params) -> Answer:
     query = {k: v for k, v in (params.get("Filter") or {}).items() if v is not None}
-    active = {v.name: v.observed.active_model for v in api.list_flywheels(ctx.repo)}
+    active = {v.name: v.active_model for v in api.list_flywheels(ctx.repo)}
     listed = []
     for view in ctx.repo.catalog.endpoints(active):
         props = endpoint_properties(ctx, view)

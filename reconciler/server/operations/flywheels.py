@@ -30,6 +30,9 @@ def properties(ctx: Context, view: FlywheelView) -> dict[str, Any]:
         return {"FlywheelArn": flywheel_arn(view.name), "Status": "FAILED",
                 "ModelType": "DOCUMENT_CLASSIFIER", "Message": str(view.error)}
     props = flywheel_properties(view.spec_file.spec, view.observed, view.message)
+    active = model_arn(view.name, view.active_model)
+    if active is not None:
+        props["ActiveModelArn"] = active
     if "CreationTime" not in props:
         declared = ctx.repo.catalog.declared([view.spec_file.path]).get(view.spec_file.path)
         if declared is not None:
@@ -95,14 +98,12 @@ def update_flywheel(ctx: Context, params: Params) -> Answer:
     name = arn(params, "FlywheelArn", "flywheel").name
     view = api.describe_flywheel(ctx.repo, name)
     assert view.spec_file is not None
-    pinned = None
     if params.get("ActiveModelArn"):
         model = arn(params, "ActiveModelArn", "model")
         if model.name != name or model.child is None:
             raise invalid(f"ActiveModelArn: {params['ActiveModelArn']} is not a model version "
                           f"of flywheel {name!r}")
         declaring.pin_active_model(ctx.repo, name, model.child)
-        pinned = model.child
     if "DataAccessRoleArn" in params or "DataSecurityConfig" in params:
         current = view.spec_file.spec.comprehend or ComprehendSettings()
         update: dict[str, Any] = {}
@@ -122,10 +123,7 @@ def update_flywheel(ctx: Context, params: Params) -> Answer:
         except ValidationError as exc:
             raise spec_validation_error(exc) from None
         declaring.set_flywheel_settings(ctx.repo, name, settings)
-    props = properties(ctx, api.describe_flywheel(ctx.repo, name))
-    if pinned is not None:  # the reconciler applies the pin next; the answer says what it is
-        props["ActiveModelArn"] = model_arn(name, pinned)
-    return {"FlywheelProperties": props}
+    return {"FlywheelProperties": properties(ctx, api.describe_flywheel(ctx.repo, name))}
 
 
 def delete_flywheel(ctx: Context, params: Params) -> Answer:
