@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.adapters import git
-from reconciler.adapters.files import atomic_write_text, remove_stale_temp_files
+from reconciler.adapters.files import atomic_write_text, file_lock, remove_stale_temp_files
 from reconciler.adapters.loader import SpecFile, load_spec, parse_yaml
+from reconciler.core.layout import DESIRED_STATE_LOCK
 from reconciler.core.planner import person_pin
 from reconciler.core.specedit import SpecEditError, set_active_model
 from reconciler.core.state import FlywheelStatus, Observed, WriteBack
@@ -25,6 +26,9 @@ from reconciler.errors import SpecError, StateError
 from reconciler.failpoints import failpoint
 from reconciler.runtime.events import WroteBack
 from reconciler.runtime.store import LakeStore
+
+#: How long a write-back waits for another writer of desired state (an API call's commit).
+DESIRED_STATE_WAIT = 60.0
 
 if TYPE_CHECKING:
     from reconciler.runtime.reconcile import Context
@@ -62,7 +66,16 @@ def check_template(template: str) -> None:
 def write_back(ctx: Context, spec_file: SpecFile, status: FlywheelStatus, version: str) -> None:
     """Make the spec's marked ``activeModel`` line say ``version``, committed; idempotent.
 
-    ``ctx.gitops`` says how it reaches git."""
+    ``ctx.gitops`` says how it reaches git. Under the repository's desired-state lock, which
+    the API's writes hold too: the spec is read, edited and committed by one writer at a time.
+    """
+    with file_lock(ctx.root / DESIRED_STATE_LOCK, timeout=DESIRED_STATE_WAIT,
+                   what="the desired state", stop=ctx.stop.is_set):
+        _write_back(ctx, spec_file, status, version)
+
+
+def _write_back(ctx: Context, spec_file: SpecFile, status: FlywheelStatus, version: str
+                ) -> None:
     root, lake, gitops, clock = ctx.root, ctx.lake, ctx.gitops, ctx.clock
     name = spec_file.spec.name
     fresh = load_spec(root / spec_file.path, root)  # the file as it is now, not as planned
