@@ -10,8 +10,10 @@ Errors are the tree of :mod:`reconciler.errors`: a name that is not there is a
 :class:`~reconciler.errors.NotFoundError`, anything else a user can cause a one-line
 :class:`~reconciler.errors.FlywheelError`.
 
-Writes of desired state go through git (a spec's ``activeModel`` written back, a request token
-for an iteration); observed state is written only by :func:`reconcile`.
+Writes of desired state go through git: the policy's write-back, and every use case of
+:mod:`reconciler.api.declaring` (create, pin or delete a flywheel, declare a dataset, endpoints,
+tags), each one commit; asking for an iteration is a request token. Observed state is written
+only by :func:`reconcile`.
 
 Threads: every read use case may be called from several threads on one handle. :func:`reconcile`
 runs iterations in the calling process, and DVC redirects the process's output and ``PATH``
@@ -40,6 +42,7 @@ from reconciler.runtime.writeback import GitOps
 
 __all__ = [
     "LATEST",
+    "FlywheelView",
     "IterationDetail",
     "PublishState",
     "Repository",

@@ -9,21 +9,30 @@ and only with data it has not iterated on).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.adapters.sources import SourcePolicy
 from reconciler.api.repository import Repository
 from reconciler.core.actions import Iterate
 from reconciler.core.arns import Arn
 from reconciler.core.endpoints import EndpointSpec
+from reconciler.core.layout import INCOMING_DIR
 from reconciler.core.planner import NO_TRAIN_DATA
 from reconciler.core.spec import ComprehendSettings, Dataset, FlywheelSpec
 from reconciler.errors import ConflictError, FlywheelError, NotFoundError
 from reconciler.gitops import declare
 from reconciler.gitops.declare import Declared
+from reconciler.runtime.catalog import DatasetView, EndpointView
 
 __all__ = [
+    "DatasetView",
     "Declared",
+    "EndpointView",
+    "SourcePolicy",
     "change_tags",
     "create_dataset",
     "create_endpoint",
@@ -136,11 +145,23 @@ def start_iteration(repo: Repository, name: str) -> str:
 # datasets and endpoints -------------------------------------------------------------------------
 
 
-def create_dataset(repo: Repository, name: str, dataset: Dataset, source: Path, *,
-                   shown: str | None = None) -> tuple[Declared, int]:
-    """Declare ``dataset`` in ``name``'s spec with ``source``'s content (checked as a reconcile
-    checks it first); the commit and the document count. Problems name the file ``shown``."""
-    return declare.add_dataset(repo.root, name, dataset, source, shown=shown)
+def create_dataset(repo: Repository, name: str, dataset: Dataset, uri: str,
+                   sources: SourcePolicy) -> tuple[Declared, int]:
+    """Declare ``dataset`` in ``name``'s spec with the content of ``uri`` (an ``s3://`` object
+    or a local file ``sources`` allows), checked as a reconcile checks it first; the commit and
+    the document count. A problem of the file names it by ``uri``."""
+    from reconciler.adapters.sources import fetch_to
+
+    incoming = repo.root / INCOMING_DIR
+    incoming.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=incoming, suffix=".csv")
+    os.close(handle)
+    try:
+        fetch_to(uri, sources, Path(temp))
+        return declare.add_dataset(repo.root, name, dataset, Path(temp), shown=uri)
+    finally:
+        with contextlib.suppress(OSError):
+            Path(temp).unlink()
 
 
 def dataset_path(flywheel: str, dataset: str) -> str:

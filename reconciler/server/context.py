@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.adapters.sources import SourcePolicy
+from reconciler.api.declaring import SourcePolicy
 from reconciler.api.repository import Repository
 from reconciler.core.arns import Arn, parse_arn
 from reconciler.server.protocol import AwsError, invalid

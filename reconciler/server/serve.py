@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.adapters.sources import SourcePolicy
+from reconciler.api.declaring import SourcePolicy
 from reconciler.api.repository import Repository
 from reconciler.errors import FlywheelError
 from reconciler.server import DEFAULT_PORT

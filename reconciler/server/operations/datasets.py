@@ -9,21 +9,15 @@ the row and the reason, and nothing is declared.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from reconciler import api
-from reconciler.adapters.sources import fetch_to
 from reconciler.api import declaring
+from reconciler.api.declaring import DatasetView
 from reconciler.core.arns import dataset_arn
-from reconciler.core.layout import INCOMING_DIR
 from reconciler.core.spec import Dataset
-from reconciler.runtime.catalog import DatasetView
 from reconciler.server.context import Answer, Context, Params, arn
 from reconciler.server.operations.common import (
     check_time_filter,
@@ -81,16 +75,7 @@ def create_dataset(ctx: Context, params: Params) -> Answer:
             "description": params.get("Description"), "tags": tags_from(params.get("Tags"))})
     except ValidationError as exc:
         raise spec_validation_error(exc) from None
-    incoming = ctx.repo.root / INCOMING_DIR
-    incoming.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=incoming, suffix=".csv")
-    os.close(handle)
-    try:
-        fetch_to(source["S3Uri"], ctx.sources, Path(temp))
-        declaring.create_dataset(ctx.repo, name, dataset, Path(temp), shown=source["S3Uri"])
-    finally:
-        with contextlib.suppress(OSError):
-            Path(temp).unlink()
+    declaring.create_dataset(ctx.repo, name, dataset, source["S3Uri"], ctx.sources)
     answer = {"DatasetArn": dataset_arn(name, dataset.name)}
     ctx.idempotency.remember("CreateDataset", params, answer)
     return answer

@@ -15,11 +15,11 @@ from pydantic import ValidationError
 
 from reconciler import api
 from reconciler.api import declaring
+from reconciler.api.declaring import EndpointView
 from reconciler.core.arns import endpoint_arn, flywheel_arn, model_arn
 from reconciler.core.endpoints import EndpointSpec
 from reconciler.core.spec import Mode
 from reconciler.errors import NotFoundError
-from reconciler.runtime.catalog import EndpointView
 from reconciler.server.context import Answer, Context, Params, arn
 from reconciler.server.operations.common import (
     check_time_filter,

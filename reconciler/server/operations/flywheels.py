@@ -7,11 +7,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler import api
-from reconciler.api import declaring
+from reconciler.api import FlywheelView, declaring
 from reconciler.core.arns import flywheel_arn, model_arn
 from reconciler.core.responses import flywheel_properties, summary_of
 from reconciler.core.spec import ComprehendSettings, FlywheelSpec
-from reconciler.runtime.queries import FlywheelView
 from reconciler.server.context import Answer, Context, Params, arn
 from reconciler.server.operations.common import (
     camel_keys,
