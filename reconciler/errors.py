@@ -11,6 +11,7 @@ naming the file, the line and the field where that is known::
     │   ├── NotFoundError              no such flywheel, iteration, version or repository
     │   ├── ConflictError              someone else holds it now (a daemon already serving)
     │   │   └── daemon.status.AlreadyRunning
+    │   ├── QuotaError                 a declared maximum is reached (datasets per flywheel)
     │   └── adapters.git.GitError      git refused or failed
     ├── PipelineError                  a pipeline stage or DVC failed
     │   └── TransientError             a failure worth retrying later (a lock, a time-out)
@@ -22,7 +23,8 @@ plain ``ValueError``s of pure code, turned into a :class:`SpecError` with a file
 adapter that read the file; ``adapters.jsonio.JsonError`` likewise becomes a ``StateError``.
 A face maps the tree to its own terms in one place: the CLI to exit codes, an HTTP face to
 Comprehend's exception names (NotFoundError: ResourceNotFoundException, ConflictError:
-ResourceInUseException, SpecError and DataError: InvalidRequestException).
+ResourceInUseException, QuotaError: ResourceLimitExceededException, SpecError and DataError:
+InvalidRequestException).
 
 Third-party exceptions are translated where they are caught (``raise ... from exc``).
 
@@ -119,6 +121,10 @@ class NotFoundError(StateError):
 class ConflictError(StateError):
     """What a request needs is held by someone else now (a daemon already serving the
     repository); worth asking again later."""
+
+
+class QuotaError(StateError):
+    """Adding one more would pass a maximum (the datasets a spec may declare)."""
 
 
 class PipelineError(FlywheelError):

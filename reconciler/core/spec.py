@@ -32,6 +32,8 @@ _NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
 #: scikit-learn's ``random_state`` must fit in 32 bits.
 MAX_SEED = 2**32 - 1
 MAX_ITERATIONS = 1_000_000
+#: The dataset versions one spec may declare.
+MAX_DATASETS = 100
 
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=NAME_PATTERN)]
 Label = Annotated[str, Field(min_length=1, max_length=5000, pattern=r"^[^\x00-\x1f\x7f]*$")]
@@ -281,7 +283,7 @@ class FlywheelSpec(SpecModel):
     name: Name
     description: str | None = Field(default=None, max_length=2048)
     task: TaskConfig
-    datasets: list[Dataset] = Field(default_factory=list, max_length=100)
+    datasets: list[Dataset] = Field(default_factory=list, max_length=MAX_DATASETS)
     recipe: Recipe = LinearSvmRecipe()
     active_model: ModelVersion | None = None
     promotion: Promotion | None = None

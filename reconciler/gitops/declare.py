@@ -34,9 +34,16 @@ from reconciler.core.layout import (
     dataset_file,
     endpoint_file,
 )
-from reconciler.core.spec import Dataset, FlywheelSpec
+from reconciler.core.spec import MAX_DATASETS, Dataset, FlywheelSpec
 from reconciler.core.specedit import SpecEditError, pin_active_model
-from reconciler.errors import ConflictError, FlywheelError, NotFoundError, SpecError, StateError
+from reconciler.errors import (
+    ConflictError,
+    FlywheelError,
+    NotFoundError,
+    QuotaError,
+    SpecError,
+    StateError,
+)
 
 #: How long a writer waits for another to finish (a commit takes tens of milliseconds).
 LOCK_TIMEOUT = 30.0
@@ -199,6 +206,9 @@ def add_dataset(root: Path, name: str, dataset: Dataset, source: Path, *,
         spec_file = find_spec(root, name)
         _clean(root, spec_file.path, dataset.path)
         spec = spec_file.spec
+        if len(spec.datasets) >= MAX_DATASETS:
+            raise QuotaError(f"flywheel {name!r} declares {len(spec.datasets)} datasets, the "
+                             f"most one spec may (start a new flywheel for more data)")
         if any(d.name == dataset.name for d in spec.datasets):
             raise ConflictError(f"flywheel {name!r} has a dataset named {dataset.name!r} "
                                 "already")

@@ -28,6 +28,7 @@ from reconciler.errors import (
     FlywheelError,
     NotFoundError,
     PipelineError,
+    QuotaError,
     TransientError,
 )
 
@@ -74,6 +75,8 @@ def from_error(exc: FlywheelError) -> AwsError:
         return not_found(message)
     if isinstance(exc, ConflictError):
         return in_use(message)
+    if isinstance(exc, QuotaError):
+        return AwsError("ResourceLimitExceededException", message)
     if isinstance(exc, TransientError):
         return AwsError("TooManyRequestsException", message)
     if isinstance(exc, PipelineError):

@@ -13,6 +13,7 @@ from reconciler.errors import (
     FlywheelError,
     NotFoundError,
     PipelineError,
+    QuotaError,
     SpecError,
     TransientError,
 )
@@ -94,12 +95,13 @@ def test_bodies_that_do_not_parse_are_serialization_errors(raw: bytes) -> None:
 @pytest.mark.parametrize(("error", "code", "status"), [
     (NotFoundError("x"), "ResourceNotFoundException", 400),
     (ConflictError("x"), "ResourceInUseException", 400),
+    (QuotaError("x"), "ResourceLimitExceededException", 400),
     (TransientError("x"), "TooManyRequestsException", 400),
     (SpecError("x"), "InvalidRequestException", 400),
     (DataError("x"), "InvalidRequestException", 400),
     (FlywheelError("x"), "InvalidRequestException", 400),
     (PipelineError("x"), "InternalServerException", 500),
-], ids=["not-found", "conflict", "transient", "spec", "data", "plain", "pipeline"])
+], ids=["not-found", "conflict", "quota", "transient", "spec", "data", "plain", "pipeline"])
 def test_the_error_tree_in_comprehends_names(error: FlywheelError, code: str,
                                              status: int) -> None:
     mapped = from_error(error)
