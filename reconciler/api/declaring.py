@@ -17,12 +17,12 @@ from pathlib import Path
 
 from reconciler.adapters.sources import SourcePolicy
 from reconciler.api.repository import Repository
-from reconciler.core.actions import Iterate
 from reconciler.core.arns import Arn
 from reconciler.core.endpoints import EndpointSpec
 from reconciler.core.layout import INCOMING_DIR
 from reconciler.core.planner import NO_TRAIN_DATA
-from reconciler.core.spec import ComprehendSettings, Dataset, FlywheelSpec
+from reconciler.core.spec import ComprehendSettings, Dataset, FlywheelSpec, Trigger
+from reconciler.core.state import IterationStatus
 from reconciler.errors import ConflictError, FlywheelError, NotFoundError
 from reconciler.gitops import declare
 from reconciler.gitops.declare import Declared
@@ -108,34 +108,46 @@ def requested_iteration(repo: Repository, name: str) -> str | None:
 def start_iteration(repo: Repository, name: str) -> str:
     """Ask for an iteration of ``name`` now; returns the id it will have.
 
-    Refused (ConflictError) while one runs or is already asked for; refused (FlywheelError)
-    when there is nothing to iterate on: no TRAIN dataset, or no data, recipe or task change
-    since the last completed iteration (create a dataset first, as Comprehend asks)."""
+    When a flywheel that iterates on new data (``trigger: newData``) has started one on exactly
+    the current data on its own, that one's id. Refused (ConflictError) while another one runs
+    or one is asked for already; refused (FlywheelError) when there is nothing to iterate on: no
+    TRAIN dataset, a dataset that does not read, or no data, recipe or task change since an
+    iteration completed on it (create a dataset first, as Comprehend asks)."""
     from reconciler.adapters.requests import new_request
+    from reconciler.core.planner import input_digest
     from reconciler.runtime.iteration import new_iteration_id
+    from reconciler.runtime.reconcile import read_inputs
 
-    found = repo.view(name, records=True)
-    observed = found.observed
+    checked = repo.views({name}, check_data="all")
+    found = next((v for v in checked if v.name == name), None)
+    if found is None:
+        raise NotFoundError(f"no flywheel named {name!r} under specs/")
+    if found.error is not None:
+        raise found.error
+    assert found.spec_file is not None
+    spec = found.spec_file.spec
+    if spec.suspend:
+        raise FlywheelError(f"flywheel {name!r} is suspended (suspend: true in its spec)")
+    if not spec.train_datasets:
+        raise FlywheelError(NO_TRAIN_DATA)
+    with repo.locked():
+        inputs = read_inputs(repo.root, repo.lake, repo.cache, found.spec_file)
+    observed = inputs.observed
+    digest = input_digest(spec, inputs.md5s)
     running = [it for it in observed.iterations if not it.status.terminal]
     if running:
         latest = running[-1]
+        if latest.input_digest == digest and spec.trigger is Trigger.NEW_DATA:
+            return latest.flywheel_iteration_id  # started on its own for this very data
         raise ConflictError(f"iteration {latest.flywheel_iteration_id} of flywheel {name!r} "
                             f"is {latest.status.value}: one iteration at a time")
     if _pending_request(repo, name):
         raise ConflictError(f"an iteration of flywheel {name!r} was asked for already and has "
                             "not started yet")
-    planned = repo.views({name}, check_data=True)[0]
-    if planned.error is not None:
-        raise planned.error
-    assert planned.plan is not None
-    if not found.spec_file or not found.spec_file.spec.train_datasets:
-        raise FlywheelError(NO_TRAIN_DATA)
-    if planned.plan.suspended:
-        raise FlywheelError(f"flywheel {name!r} is suspended (suspend: true in its spec)")
-    due = any(isinstance(action, Iterate) for action in planned.plan.actions)
-    last = observed.latest
-    if not due and last is not None and last.status.value == "COMPLETED":
-        raise FlywheelError(f"no new data since iteration {last.flywheel_iteration_id}: "
+    done = [it for it in observed.iterations
+            if it.input_digest == digest and it.status is IterationStatus.COMPLETED]
+    if done:
+        raise FlywheelError(f"no new data since iteration {done[-1].flywheel_iteration_id}: "
                             "create a TRAIN or TEST dataset first (CreateDataset)")
     iteration_id = new_iteration_id(repo.clock(), observed)
     new_request(repo.root, name, iteration_id)

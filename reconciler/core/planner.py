@@ -22,7 +22,7 @@ from reconciler.core.actions import (
 )
 from reconciler.core.backoff import backoff
 from reconciler.core.policy import policy_choice
-from reconciler.core.spec import FlywheelSpec
+from reconciler.core.spec import FlywheelSpec, Trigger
 from reconciler.core.state import (
     FlywheelStatus,
     IterationRecord,
@@ -106,6 +106,12 @@ def plan(spec: FlywheelSpec, observed: Observed, md5s: Mapping[str, str], now: f
         return Plan(spec.name, actions=tuple(actions), notes=(*notes, NO_TRAIN_DATA))
     digest = input_digest(spec, md5s)
     iterate, note, retry_at = _iteration(spec, observed, md5s, digest, now)
+    if iterate is not None and iterate.attempt == 1 and spec.trigger is Trigger.REQUEST \
+            and not open_request and not any(it.input_digest == digest
+                                             for it in observed.iterations):
+        note = (f"{iterate.reason}: waits for a request (trigger: request; "
+                "StartFlywheelIteration or `flywheel iterate`)")
+        iterate = None
     if open_request:
         iterate, acknowledge = _answer(open_request, iterate, observed, md5s, digest, spec)
         if acknowledge:

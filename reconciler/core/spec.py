@@ -60,6 +60,15 @@ class LocatedValueError(ValueError):
         self.loc = loc
 
 
+class Trigger(StrEnum):
+    """What starts an iteration: new data (a changed input digest, the GitOps default), or only
+    a request (``flywheel iterate``, the API's StartFlywheelIteration), as Comprehend's
+    flywheels do; CreateFlywheel declares ``request``."""
+
+    NEW_DATA = "newData"
+    REQUEST = "request"
+
+
 class Mode(StrEnum):
     MULTI_CLASS = "MULTI_CLASS"
     MULTI_LABEL = "MULTI_LABEL"
@@ -288,6 +297,7 @@ class FlywheelSpec(SpecModel):
     active_model: ModelVersion | None = None
     promotion: Promotion | None = None
     suspend: bool = False
+    trigger: Trigger = Trigger.NEW_DATA
     tags: Tags
     comprehend: ComprehendSettings | None = Field(default=None, exclude=True)
 

@@ -5,6 +5,7 @@ daemon the server starts. Names are distinct per test: the tests share one serve
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -283,27 +284,31 @@ def test_a_dataset_with_a_bad_row_is_refused_and_nothing_is_declared(
 
 def test_create_dataset_then_start_iteration_runs_it_to_completion(
         server: ApiServer, comprehend: Any) -> None:
-    source = incoming(server.root, "more.csv", train_rows(10, skip=15))
-    arn = comprehend.create_dataset(
-        FlywheelArn=FLYWHEEL, DatasetName="train-2", DatasetType="TRAIN",
-        Description="ten more of each", Tags=[{"Key": "source", "Value": "upload"}],
+    arn = create(comprehend, "iterated-1")
+    assert "trigger: request" in (server.root / "specs/iterated-1.yaml").read_text("utf-8")
+    source = incoming(server.root, "iterated.csv", train_rows(15, skip=15))
+    dataset = comprehend.create_dataset(
+        FlywheelArn=arn, DatasetName="train-1", DatasetType="TRAIN",
+        Description="fifteen of each", Tags=[{"Key": "source", "Value": "upload"}],
         InputDataConfig={"DataFormat": "COMPREHEND_CSV",
                          "DocumentClassifierInputDataConfig": {"S3Uri": source}})["DatasetArn"]
-    assert commits(server.root)[0] == "CreateDataset sections/train-2 (TRAIN, 40 documents)"
-    props = comprehend.describe_dataset(DatasetArn=arn)["DatasetProperties"]
-    assert props["NumberOfDocuments"] == 40 and props["Description"] == "ten more of each"
-    code, _ = error_of(comprehend.create_dataset, FlywheelArn=FLYWHEEL, DatasetName="train-2",
+    assert commits(server.root)[0] == "CreateDataset iterated-1/train-1 (TRAIN, 60 documents)"
+    props = comprehend.describe_dataset(DatasetArn=dataset)["DatasetProperties"]
+    assert props["NumberOfDocuments"] == 60 and props["Description"] == "fifteen of each"
+    code, _ = error_of(comprehend.create_dataset, FlywheelArn=arn, DatasetName="train-1",
                        InputDataConfig={"DocumentClassifierInputDataConfig": {"S3Uri": source}})
     assert code == "ResourceInUseException"
-    started = comprehend.start_flywheel_iteration(FlywheelArn=FLYWHEEL)
-    iteration = started["FlywheelIterationId"]
-    code, _ = error_of(comprehend.start_flywheel_iteration, FlywheelArn=FLYWHEEL)
+    time.sleep(2)  # the daemon has seen the commit: a Comprehend flywheel waits to be asked
+    assert comprehend.list_flywheel_iteration_history(
+        FlywheelArn=arn)["FlywheelIterationPropertiesList"] == []
+    iteration = comprehend.start_flywheel_iteration(FlywheelArn=arn)["FlywheelIterationId"]
+    code, _ = error_of(comprehend.start_flywheel_iteration, FlywheelArn=arn)
     assert code == "ResourceInUseException"
     statuses: list[str] = []
 
     def finished() -> dict[str, Any] | None:
         found = comprehend.describe_flywheel_iteration(
-            FlywheelArn=FLYWHEEL, FlywheelIterationId=iteration)["FlywheelIterationProperties"]
+            FlywheelArn=arn, FlywheelIterationId=iteration)["FlywheelIterationProperties"]
         if not statuses or statuses[-1] != found["Status"]:
             statuses.append(found["Status"])
         return found if found["Status"] in ("COMPLETED", "FAILED") else None
@@ -311,8 +316,9 @@ def test_create_dataset_then_start_iteration_runs_it_to_completion(
     done = wait_for(finished, timeout=180, interval=0.2)
     assert done["Status"] == "COMPLETED", done.get("Message")
     assert statuses[0] == "TRAINING" and statuses[-1] == "COMPLETED"
-    assert done["TrainedModelArn"].endswith("/version/v2")
-    code, message = error_of(comprehend.start_flywheel_iteration, FlywheelArn=FLYWHEEL)
+    assert done["FlywheelIterationId"] == iteration
+    assert done["TrainedModelArn"] == f"{ARN}document-classifier/iterated-1/version/v1"
+    code, message = error_of(comprehend.start_flywheel_iteration, FlywheelArn=arn)
     assert code == "InvalidRequestException" and "no new data" in message
 
 

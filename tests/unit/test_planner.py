@@ -184,6 +184,26 @@ def test_a_flywheel_without_train_data_waits_for_it(datasets: tuple) -> None:
     assert asked.actions == (Acknowledge("20240101T000000Z-abcdef", NO_TRAIN_DATA),)
 
 
+def test_a_request_triggered_flywheel_waits_to_be_asked() -> None:
+    spec = make_spec(trigger="request")
+    md5s = {"d1": MD5_A}
+    waiting = plan(spec, Observed(), md5s, now=T0)
+    assert waiting.actions == ()
+    assert waiting.notes == ("first iteration: waits for a request (trigger: request; "
+                             "StartFlywheelIteration or `flywheel iterate`)",)
+    asked = plan(spec, Observed(), md5s, now=T0, request="20240101T000000Z-abcdef")
+    action = only(asked.actions, Iterate)
+    assert action.request == "20240101T000000Z-abcdef" and action.attempt == 1
+
+
+def test_a_request_triggered_flywheel_still_resumes_and_retries_on_its_own() -> None:
+    spec = make_spec(trigger="request")
+    md5s = {"d1": MD5_A}
+    stopped = iteration(IT1, spec, md5s, status=IterationStatus.STOPPED, retryable=True)
+    resumed = plan(spec, observed(stopped), md5s, now=T0 + 10)
+    assert only(resumed.actions, Iterate).reason.startswith("resume iteration")
+
+
 def test_up_to_date() -> None:
     md5s = {"d1": MD5_A}
     result = plan(SPEC, observed(iteration(IT1, SPEC, md5s), versions=("v1",), active="v1"),

@@ -74,6 +74,7 @@ def _create(ctx: Context, params: Params) -> FlywheelSpec:
         "name": params["FlywheelName"],
         "task": {"languageCode": task["LanguageCode"], "mode": classification["Mode"],
                  "labels": classification["Labels"]},
+        "trigger": "request",  # iterate on StartFlywheelIteration, as Comprehend's do
         "tags": tags_from(params.get("Tags")),
         "comprehend": {"dataAccessRoleArn": params["DataAccessRoleArn"],
                        "dataLakeS3Uri": params["DataLakeS3Uri"],
