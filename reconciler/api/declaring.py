@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.adapters.loader import SpecFile
 from reconciler.adapters.sources import SourcePolicy
 from reconciler.api.repository import Repository
 from reconciler.core.arns import Arn
@@ -33,6 +34,7 @@ __all__ = [
     "Declared",
     "EndpointView",
     "SourcePolicy",
+    "change_settings",
     "change_tags",
     "create_dataset",
     "create_endpoint",
@@ -41,7 +43,6 @@ __all__ = [
     "delete_flywheel",
     "pin_active_model",
     "requested_iteration",
-    "set_flywheel_settings",
     "start_iteration",
     "tags_of",
     "update_endpoint",
@@ -64,13 +65,18 @@ def pin_active_model(repo: Repository, name: str, version: str) -> Declared:
     return declare.pin(repo.root, name, version)
 
 
-def set_flywheel_settings(repo: Repository, name: str, settings: ComprehendSettings | None
-                          ) -> Declared:
-    """The ``comprehend:`` block (role, data lake, security) as UpdateFlywheel sets it."""
-    value = None if settings is None else settings.model_dump(mode="json", by_alias=True,
-                                                              exclude_none=True) or None
-    return declare.set_field(repo.root, name, ("comprehend",), value,
-                             subject=f"UpdateFlywheel {name}: settings")
+def change_settings(repo: Repository, name: str,
+                    change: Callable[[ComprehendSettings], ComprehendSettings]) -> Declared:
+    """The ``comprehend:`` block (role, data lake, security) as ``change`` makes it of the
+    block as it is now (read and written under the desired-state lock: two updates of
+    different settings at once both stay)."""
+    def compute(spec_file: SpecFile) -> dict[str, object] | None:
+        current = spec_file.spec.comprehend or ComprehendSettings()
+        updated = change(current).model_dump(mode="json", by_alias=True, exclude_none=True)
+        return updated or None
+
+    return declare.update_field(repo.root, name, lambda _f: ("comprehend",), compute,
+                                subject=f"UpdateFlywheel {name}: settings")
 
 
 def delete_flywheel(repo: Repository, name: str) -> Declared:

@@ -80,9 +80,11 @@ def create_app(ctx: Context, *, verifier: Verifier | None = None, log: Log = _ig
                              "Message": "this server answers Comprehend's API at POST /"},
                             status_code=404)
 
-    return Starlette(routes=[Route("/", comprehend, methods=["POST"]),
-                             Route("/ping", ping, methods=["GET"]),
-                             Route("/", not_served, methods=["GET"])])
+    app = Starlette(routes=[Route("/", comprehend, methods=["POST"]),
+                            Route("/ping", ping, methods=["GET"]),
+                            Route("/", not_served, methods=["GET"])])
+    app.state.context = ctx
+    return app
 
 
 def _run(handler: Any, ctx: Context, params: dict[str, Any]) -> dict[str, Any]:

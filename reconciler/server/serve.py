@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,20 +70,42 @@ def check_port(host: str, port: int) -> None:
 
 def serve(repo: Repository, options: ServeOptions, log: Log,
           on_ready: Callable[[], None] | None = None) -> None:
-    """Serve until SIGINT or SIGTERM (uvicorn's own handling: in-flight requests finish)."""
+    """Serve until SIGINT or SIGTERM (uvicorn's own handling: in-flight requests finish).
+
+    Once listening, the endpoints' models are loaded in a background thread."""
     import uvicorn
 
     app, _ = build(repo, options, log)
+    ctx: Context = app.state.context
+
+    def ready() -> None:
+        threading.Thread(target=_warm, args=(ctx, log), name="warm-up", daemon=True).start()
+        if on_ready is not None:
+            on_ready()
+
     check_port(options.host, options.port)
     config = uvicorn.Config(app, host=options.host, port=options.port, log_level="warning",
                             access_log=False, lifespan="off", server_header=False)
     server = uvicorn.Server(config)
-    if on_ready is not None:
-        original = server.startup
+    original = server.startup
 
-        async def startup(*args: Any, **kwargs: Any) -> None:
-            await original(*args, **kwargs)
-            on_ready()
+    async def startup(*args: Any, **kwargs: Any) -> None:
+        await original(*args, **kwargs)
+        ready()
 
-        server.startup = startup  # type: ignore[method-assign]
+    server.startup = startup  # type: ignore[method-assign]
     server.run()
+
+
+def _warm(ctx: Context, log: Log) -> None:
+    from reconciler.server.operations.endpoints import warm_up
+
+    started = time.perf_counter()
+    try:
+        warmed = warm_up(ctx)
+    except Exception as exc:  # a warm-up never takes the server down: the calls will say why
+        log({"event": "warm-up.failed", "error": f"{type(exc).__name__}: {exc}"})
+        return
+    if warmed:
+        log({"event": "warm-up", "endpoints": ",".join(warmed),
+             "seconds": round(time.perf_counter() - started, 2)})

@@ -145,11 +145,6 @@ def test_five_concurrent_role_updates_are_five_commits(server: ApiServer) -> Non
     assert_specs_valid(server.root)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: UpdateFlywheel (reconciler/server/operations/flywheels.py, update_flywheel) "
-    "reads the spec's comprehend: block before taking the desired-state lock and then writes "
-    "the whole block back (declaring.set_flywheel_settings -> declare.set_field), so a "
-    "concurrent UpdateFlywheel of the other field is overwritten with the stale value"))
 def test_concurrent_updates_of_different_settings_keep_both(server: ApiServer) -> None:
     """Role writers and security writers at once: whichever commits last, the final spec has
     the last role AND the last key, as the same calls one after another would leave it."""

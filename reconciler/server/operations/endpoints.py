@@ -19,7 +19,7 @@ from reconciler.api.declaring import EndpointView
 from reconciler.core.arns import endpoint_arn, flywheel_arn, model_arn
 from reconciler.core.endpoints import EndpointSpec
 from reconciler.core.spec import Mode
-from reconciler.errors import NotFoundError
+from reconciler.errors import FlywheelError, NotFoundError
 from reconciler.server.context import Answer, Context, Params, arn
 from reconciler.server.operations.common import (
     check_time_filter,
@@ -178,6 +178,22 @@ def classify_document(ctx: Context, params: Params) -> Answer:
     scored = [{"Name": label, "Score": score} for label, score in results[0].scores.items()]
     key = "Labels" if found.spec_file.spec.task.mode is Mode.MULTI_LABEL else "Classes"
     return {key: scored}
+
+
+def warm_up(ctx: Context) -> list[str]:
+    """Load every endpoint's model (and scikit-learn) now, so that no client's first
+    ClassifyDocument pays seconds for it; the endpoints warmed."""
+    active = {v.name: v.active_model for v in api.list_flywheels(ctx.repo)}
+    warmed = []
+    for view in ctx.repo.catalog.endpoints(active):
+        if view.serving is None:
+            continue
+        try:
+            api.classify(ctx.repo, view.endpoint.flywheel, ["warm-up"], view.serving)
+        except FlywheelError:
+            continue  # the first real call reports it, with the AWS error shape
+        warmed.append(view.endpoint.name)
+    return warmed
 
 
 OPERATIONS = {

@@ -104,26 +104,27 @@ def update_flywheel(ctx: Context, params: Params) -> Answer:
             raise invalid(f"ActiveModelArn: {params['ActiveModelArn']} is not a model version "
                           f"of flywheel {name!r}")
         declaring.pin_active_model(ctx.repo, name, model.child)
-    if "DataAccessRoleArn" in params or "DataSecurityConfig" in params:
-        current = view.spec_file.spec.comprehend or ComprehendSettings()
-        update: dict[str, Any] = {}
-        if params.get("DataAccessRoleArn"):
-            update["data_access_role_arn"] = params["DataAccessRoleArn"]
-        if params.get("DataSecurityConfig") is not None:
-            merged = {**(current.data_security_config.model_dump(by_alias=True,
-                                                                 exclude_none=True)
-                         if current.data_security_config else {}),
-                      **camel_keys(params["DataSecurityConfig"])}
-            update["data_security_config"] = merged
-        try:
-            settings = ComprehendSettings.model_validate(
-                {**current.model_dump(by_alias=True, exclude_none=True),
-                 **{ComprehendSettings.model_fields[k].alias or k: v
-                    for k, v in update.items()}})
-        except ValidationError as exc:
-            raise spec_validation_error(exc) from None
-        declaring.set_flywheel_settings(ctx.repo, name, settings)
+    if params.get("DataAccessRoleArn") or params.get("DataSecurityConfig") is not None:
+        declaring.change_settings(ctx.repo, name, lambda current: _updated(current, params))
     return {"FlywheelProperties": properties(ctx, api.describe_flywheel(ctx.repo, name))}
+
+
+def _updated(current: ComprehendSettings, params: Params) -> ComprehendSettings:
+    """UpdateFlywheel's rules: a top-level member left out stays as it is; a
+    ``DataSecurityConfig`` given replaces its members (one left out becomes null, as
+    Comprehend says), except the data lake's key, which no update changes."""
+    data = current.model_dump(by_alias=True, exclude_none=True)
+    if params.get("DataAccessRoleArn"):
+        data["dataAccessRoleArn"] = params["DataAccessRoleArn"]
+    if params.get("DataSecurityConfig") is not None:
+        kept = current.data_security_config
+        lake_key = kept.data_lake_kms_key_id if kept else None
+        data["dataSecurityConfig"] = {**camel_keys(params["DataSecurityConfig"]),
+                                      **({"dataLakeKmsKeyId": lake_key} if lake_key else {})}
+    try:
+        return ComprehendSettings.model_validate(data)
+    except ValidationError as exc:
+        raise spec_validation_error(exc) from None
 
 
 def delete_flywheel(ctx: Context, params: Params) -> Answer:
