@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -69,6 +70,24 @@ class Context:
     idempotency: Idempotency = field(default_factory=Idempotency)
     #: The largest text ClassifyDocument takes, in UTF-8 bytes (Comprehend's real-time limit).
     max_text_bytes: int = 10_000
+
+
+def idempotent(operation: str) -> Callable[[Callable[[Context, Params], Answer]],
+                                          Callable[[Context, Params], Answer]]:
+    """An operation whose retry with the same ``ClientRequestToken`` gets the first answer."""
+    def wrap(run: Callable[[Context, Params], Answer]) -> Callable[[Context, Params], Answer]:
+        @functools.wraps(run)
+        def call(ctx: Context, params: Params) -> Answer:
+            replayed = ctx.idempotency.replay(operation, params)
+            if replayed is not None:
+                return replayed
+            answer = run(ctx, params)
+            ctx.idempotency.remember(operation, params, answer)
+            return answer
+
+        return call
+
+    return wrap
 
 
 def arn(params: Params, member: str, *kinds: Any) -> Arn:

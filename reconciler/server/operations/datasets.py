@@ -18,7 +18,7 @@ from reconciler.api import declaring
 from reconciler.api.declaring import DatasetView
 from reconciler.core.arns import dataset_arn
 from reconciler.core.spec import Dataset
-from reconciler.server.context import Answer, Context, Params, arn
+from reconciler.server.context import Answer, Context, Params, arn, idempotent
 from reconciler.server.operations.common import (
     check_time_filter,
     spec_validation_error,
@@ -46,11 +46,9 @@ def dataset_properties(view: DatasetView) -> dict[str, Any]:
     return {key: value for key, value in props.items() if value is not None}
 
 
+@idempotent("CreateDataset")
 def create_dataset(ctx: Context, params: Params) -> Answer:
     name = arn(params, "FlywheelArn", "flywheel").name
-    replayed = ctx.idempotency.replay("CreateDataset", params)
-    if replayed is not None:
-        return replayed
     config = params["InputDataConfig"]
     if config.get("DataFormat", "COMPREHEND_CSV") != "COMPREHEND_CSV" or config.get(
             "AugmentedManifests"):
@@ -76,9 +74,7 @@ def create_dataset(ctx: Context, params: Params) -> Answer:
     except ValidationError as exc:
         raise spec_validation_error(exc) from None
     declaring.create_dataset(ctx.repo, name, dataset, source["S3Uri"], ctx.sources)
-    answer = {"DatasetArn": dataset_arn(name, dataset.name)}
-    ctx.idempotency.remember("CreateDataset", params, answer)
-    return answer
+    return {"DatasetArn": dataset_arn(name, dataset.name)}
 
 
 def describe_dataset(ctx: Context, params: Params) -> Answer:

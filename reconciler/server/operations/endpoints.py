@@ -20,7 +20,7 @@ from reconciler.core.arns import endpoint_arn, flywheel_arn, model_arn
 from reconciler.core.endpoints import EndpointSpec
 from reconciler.core.spec import Mode
 from reconciler.errors import FlywheelError, NotFoundError
-from reconciler.server.context import Answer, Context, Params, arn
+from reconciler.server.context import Answer, Context, Params, arn, idempotent
 from reconciler.server.operations.common import (
     check_time_filter,
     spec_validation_error,
@@ -86,10 +86,8 @@ def _target(params: Params, model_key: str) -> tuple[str, str | None]:
     raise invalid(f"give FlywheelArn (the endpoint follows its active model) or {model_key}")
 
 
+@idempotent("CreateEndpoint")
 def create_endpoint(ctx: Context, params: Params) -> Answer:
-    replayed = ctx.idempotency.replay("CreateEndpoint", params)
-    if replayed is not None:
-        return replayed
     flywheel, version = _target(params, "ModelArn")
     try:
         endpoint = EndpointSpec.model_validate({
@@ -101,10 +99,8 @@ def create_endpoint(ctx: Context, params: Params) -> Answer:
         raise spec_validation_error(exc) from None
     declaring.create_endpoint(ctx.repo, endpoint)
     view = _serving(ctx, endpoint.name)
-    answer = {"EndpointArn": endpoint_arn(endpoint.name),
-              **({"ModelArn": model_arn(flywheel, view.serving)} if view.serving else {})}
-    ctx.idempotency.remember("CreateEndpoint", params, answer)
-    return answer
+    return {"EndpointArn": endpoint_arn(endpoint.name),
+            **({"ModelArn": model_arn(flywheel, view.serving)} if view.serving else {})}
 
 
 def describe_endpoint(ctx: Context, params: Params) -> Answer:

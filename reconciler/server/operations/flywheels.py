@@ -11,7 +11,7 @@ from reconciler.api import FlywheelView, declaring
 from reconciler.core.arns import flywheel_arn, model_arn
 from reconciler.core.responses import flywheel_properties, summary_of
 from reconciler.core.spec import ComprehendSettings, FlywheelSpec
-from reconciler.server.context import Answer, Context, Params, arn
+from reconciler.server.context import Answer, Context, Params, arn, idempotent
 from reconciler.server.operations.common import (
     camel_keys,
     check_time_filter,
@@ -39,13 +39,9 @@ def properties(ctx: Context, view: FlywheelView) -> dict[str, Any]:
     return props
 
 
+@idempotent("CreateFlywheel")
 def create_flywheel(ctx: Context, params: Params) -> Answer:
-    replayed = ctx.idempotency.replay("CreateFlywheel", params)
-    if replayed is not None:
-        return replayed
-    answer = {"FlywheelArn": flywheel_arn(_create(ctx, params).name)}
-    ctx.idempotency.remember("CreateFlywheel", params, answer)
-    return answer
+    return {"FlywheelArn": flywheel_arn(_create(ctx, params).name)}
 
 
 def _create(ctx: Context, params: Params) -> FlywheelSpec:

@@ -17,7 +17,7 @@ from reconciler.api import declaring
 from reconciler.core.arns import flywheel_arn
 from reconciler.core.responses import iteration_properties
 from reconciler.core.state import IterationRecord
-from reconciler.server.context import Answer, Context, Params, arn
+from reconciler.server.context import Answer, Context, Params, arn, idempotent
 from reconciler.server.operations.common import check_time_filter
 from reconciler.server.paging import page
 from reconciler.server.protocol import not_found
@@ -25,15 +25,11 @@ from reconciler.server.protocol import not_found
 WAITING = "Waiting for the reconciler to start this iteration (StartFlywheelIteration)."
 
 
+@idempotent("StartFlywheelIteration")
 def start_flywheel_iteration(ctx: Context, params: Params) -> Answer:
     name = arn(params, "FlywheelArn", "flywheel").name
-    replayed = ctx.idempotency.replay("StartFlywheelIteration", params)
-    if replayed is not None:
-        return replayed
-    answer = {"FlywheelArn": flywheel_arn(name),
-              "FlywheelIterationId": declaring.start_iteration(ctx.repo, name)}
-    ctx.idempotency.remember("StartFlywheelIteration", params, answer)
-    return answer
+    return {"FlywheelArn": flywheel_arn(name),
+            "FlywheelIterationId": declaring.start_iteration(ctx.repo, name)}
 
 
 def _pending(name: str, iteration_id: str) -> dict[str, Any]:
