@@ -213,7 +213,7 @@ def delete_endpoint(repo: Repository, name: str) -> Declared:
 def tags_of(repo: Repository, target: Arn) -> dict[str, str]:
     """The tags declared on a flywheel, one of its datasets, or an endpoint."""
     if target.kind == "endpoint":
-        return dict(repo.catalog.endpoint(target.name, {}).endpoint.tags)
+        return dict(repo.catalog.endpoint(target.name).tags)
     spec = _spec(repo, target.name)
     if target.kind == "flywheel":
         return dict(spec.tags)

@@ -16,6 +16,7 @@ from reconciler.adapters.comprehend_csv import iter_dataset
 from reconciler.adapters.dataset_files import resolve_inside
 from reconciler.adapters.endpoint_files import load_endpoint, load_endpoints
 from reconciler.core.endpoints import EndpointSpec
+from reconciler.core.layout import endpoint_file
 from reconciler.core.spec import Dataset, FlywheelSpec
 from reconciler.errors import FlywheelError
 
@@ -35,6 +36,8 @@ class EndpointView:
     endpoint: EndpointSpec
     #: The version the endpoint serves now: its fixed version, or the flywheel's active one.
     serving: str | None
+    #: Whether its flywheel is declared (an endpoint of a deleted flywheel serves nothing).
+    flywheel_declared: bool
     declared: git.Added | None
     last_modified: float | None
 
@@ -50,15 +53,29 @@ class Catalog:
 
     def declared(self, paths: list[str]) -> dict[str, git.Added]:
         """First-add commits of ``paths`` (and of everything under specs/ data/ endpoints/)."""
-        try:
-            head = git.head(self.root)
-        except FlywheelError:
-            return {}
+        moved = self._head_moved()
         with self._lock:
-            if self._added is None or self._added[0] != head:
-                self._added = (head, git.first_added(self.root, ["specs", "data", "endpoints"]))
-            known = self._added[1]
+            cached = self._added
+        if cached is None or cached[0] != moved:
+            known = git.first_added(self.root, ["specs", "data", "endpoints"])
+            with self._lock:
+                self._added = (moved, known)
+        else:
+            known = cached[1]
         return {path: known[path] for path in paths if path in known}
+
+    def _head_moved(self) -> str:
+        """A key that changes whenever HEAD moves: git appends to ``.git/logs/HEAD`` on every
+        commit, checkout, reset or pull, so its size and time say it without running git (a
+        repository without that log asks git for HEAD)."""
+        try:
+            info = (self.root / ".git" / "logs" / "HEAD").stat()
+            return f"{info.st_size}:{info.st_mtime_ns}"
+        except OSError:
+            try:
+                return git.head(self.root)
+            except FlywheelError:
+                return ""
 
     def count(self, spec: FlywheelSpec, dataset: Dataset) -> tuple[int | None, str | None]:
         """The dataset's document count, or the one-line reason it cannot be read."""
@@ -92,19 +109,23 @@ class Catalog:
                                      added.get(dataset.path)))
         return views
 
-    def endpoint(self, name: str, active: dict[str, str | None]) -> EndpointView:
-        return self._view(load_endpoint(self.root, name), active)
+    def endpoint(self, name: str) -> EndpointSpec:
+        """Endpoint ``name`` as declared (NotFoundError without its file)."""
+        return load_endpoint(self.root, name)
 
     def endpoints(self, active: dict[str, str | None]) -> list[EndpointView]:
         found, _errors = load_endpoints(self.root)
-        return [self._view(endpoint, active) for endpoint in found]
+        return [self.view_of(endpoint, active) for endpoint in found]
 
-    def _view(self, endpoint: EndpointSpec, active: dict[str, str | None]) -> EndpointView:
-        relative = f"endpoints/{endpoint.name}.yaml"
+    def view_of(self, endpoint: EndpointSpec, active: dict[str, str | None]) -> EndpointView:
+        """``endpoint`` with what it serves; ``active`` maps declared flywheels to their
+        active version (a flywheel missing from it is not declared)."""
+        relative = endpoint_file(endpoint.name).as_posix()
         added = self.declared([relative]).get(relative)
         serving = endpoint.model_version or active.get(endpoint.flywheel)
         try:
             modified = (self.root / relative).stat().st_mtime
         except OSError:
             modified = None
-        return EndpointView(endpoint, serving, added, modified)
+        return EndpointView(endpoint, serving if endpoint.flywheel in active else None,
+                            endpoint.flywheel in active, added, modified)

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler import api
-from reconciler.api import declaring
+from reconciler.api import FlywheelView, declaring
 from reconciler.api.declaring import EndpointView
 from reconciler.core.arns import endpoint_arn, flywheel_arn, model_arn
 from reconciler.core.endpoints import EndpointSpec
@@ -30,23 +30,25 @@ from reconciler.server.paging import page
 from reconciler.server.protocol import AwsError, invalid
 
 
-def _active(ctx: Context, flywheel: str) -> dict[str, str | None]:
+def _resolve(ctx: Context, name: str) -> tuple[EndpointView, FlywheelView | None]:
+    """Endpoint ``name`` with what it serves, and its flywheel's view (None: not declared)."""
+    endpoint = ctx.repo.catalog.endpoint(name)
     try:
-        return {flywheel: ctx.repo.view(flywheel).active_model}
+        flywheel: FlywheelView | None = ctx.repo.view(endpoint.flywheel)
     except NotFoundError:
-        return {}
+        flywheel = None
+    active = {} if flywheel is None else {endpoint.flywheel: flywheel.active_model}
+    return ctx.repo.catalog.view_of(endpoint, active), flywheel
 
 
 def _serving(ctx: Context, name: str) -> EndpointView:
-    spec = ctx.repo.catalog.endpoint(name, {})
-    return ctx.repo.catalog.endpoint(name, _active(ctx, spec.endpoint.flywheel))
+    return _resolve(ctx, name)[0]
 
 
-def endpoint_properties(ctx: Context, view: EndpointView) -> dict[str, Any]:
+def endpoint_properties(view: EndpointView) -> dict[str, Any]:
     endpoint = view.endpoint
     model = model_arn(endpoint.flywheel, view.serving)
-    known = bool(_active(ctx, endpoint.flywheel))
-    if not known:
+    if not view.flywheel_declared:
         status, message = "FAILED", f"flywheel {endpoint.flywheel!r} is not declared"
     elif view.serving is None:
         status, message = "CREATING", (f"waiting for flywheel {endpoint.flywheel!r}'s first "
@@ -105,7 +107,7 @@ def create_endpoint(ctx: Context, params: Params) -> Answer:
 
 def describe_endpoint(ctx: Context, params: Params) -> Answer:
     name = arn(params, "EndpointArn", "endpoint").name
-    return {"EndpointProperties": endpoint_properties(ctx, _serving(ctx, name))}
+    return {"EndpointProperties": endpoint_properties(_serving(ctx, name))}
 
 
 def list_endpoints(ctx: Context, params: Params) -> Answer:
@@ -113,7 +115,7 @@ def list_endpoints(ctx: Context, params: Params) -> Answer:
     active = {v.name: v.active_model for v in api.list_flywheels(ctx.repo)}
     listed = []
     for view in ctx.repo.catalog.endpoints(active):
-        props = endpoint_properties(ctx, view)
+        props = endpoint_properties(view)
         if any(query.get(k) not in (None, props.get(k)) for k in ("Status", "ModelArn")):
             continue
         if check_time_filter(props.get("CreationTime"), query):
@@ -164,12 +166,10 @@ def classify_document(ctx: Context, params: Params) -> Answer:
         raise AwsError("TextSizeLimitExceededException", "Input text size exceeds limit. Max "
                        f"length of request text allowed is {ctx.max_text_bytes} bytes while in "
                        f"this request the text size is {size} bytes")
-    view = _serving(ctx, name)
-    if view.serving is None:
+    view, found = _resolve(ctx, name)
+    if view.serving is None or found is None or found.spec_file is None:
         raise AwsError("ResourceUnavailableException", f"endpoint {name!r} has no model to "
                        f"serve yet (flywheel {view.endpoint.flywheel!r} has no active model)")
-    found = ctx.repo.view(view.endpoint.flywheel)
-    assert found.spec_file is not None
     _, results = api.classify(ctx.repo, view.endpoint.flywheel, [text], view.serving)
     scored = [{"Name": label, "Score": score} for label, score in results[0].scores.items()]
     key = "Labels" if found.spec_file.spec.task.mode is Mode.MULTI_LABEL else "Classes"
