@@ -29,10 +29,19 @@ def data_lake_uri(name: str) -> str:
 
 def pascal_keys(value: Any) -> Any:
     """A spec's camelCase mapping in Comprehend's PascalCase (``vpcConfig`` -> ``VpcConfig``)."""
+    return _recase(value, str.upper)
+
+
+def camel_keys(value: Any) -> Any:
+    """Comprehend's PascalCase members as a spec's camelCase (``VpcConfig`` -> ``vpcConfig``)."""
+    return _recase(value, str.lower)
+
+
+def _recase(value: Any, first: Any) -> Any:
     if isinstance(value, dict):
-        return {key[:1].upper() + key[1:]: pascal_keys(item) for key, item in value.items()}
+        return {first(key[:1]) + key[1:]: _recase(item, first) for key, item in value.items()}
     if isinstance(value, list):
-        return [pascal_keys(item) for item in value]
+        return [_recase(item, first) for item in value]
     return value
 
 

@@ -47,15 +47,6 @@ def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
 
 
-def camel_keys(value: Any) -> Any:
-    """Comprehend's PascalCase members as the spec's camelCase (``VpcConfig`` -> ``vpcConfig``)."""
-    if isinstance(value, dict):
-        return {key[:1].lower() + key[1:]: camel_keys(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [camel_keys(item) for item in value]
-    return value
-
-
 def spec_validation_error(exc: ValidationError) -> AwsError:
     """The first problem pydantic found in what a request declares, as one line."""
     first = exc.errors()[0]

@@ -9,11 +9,10 @@ from pydantic import ValidationError
 from reconciler import api
 from reconciler.api import FlywheelView, declaring
 from reconciler.core.arns import flywheel_arn, model_arn
-from reconciler.core.responses import flywheel_properties, summary_of
+from reconciler.core.responses import camel_keys, flywheel_properties, summary_of
 from reconciler.core.spec import ComprehendSettings, FlywheelSpec
 from reconciler.server.context import Answer, Context, Params, arn, idempotent
 from reconciler.server.operations.common import (
-    camel_keys,
     check_time_filter,
     one_filter,
     spec_validation_error,
