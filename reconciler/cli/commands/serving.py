@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,9 @@ from rich.console import Console
 
 from reconciler.cli.commands import repository
 from reconciler.cli.exits import EXIT_OK
+
+#: prctl(2)'s option that signals a process when its parent dies.
+PR_SET_PDEATHSIG = 1
 
 
 def serve(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -33,6 +37,9 @@ def serve(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     build(repo, options, lines.write)  # refuse bad options before a daemon is started
     watching = not args.no_watch and running_pid(repo.root) is None
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; this handler turns it
+    # into an exit that unwinds, so the daemon beside it is stopped too.
+    signal.signal(signal.SIGTERM, _exit)
     with _daemon(repo.root, fmt, watching):
         def ready() -> None:
             lines.write({"event": "serving", "url": f"http://{args.host}:{args.port}",
@@ -52,7 +59,8 @@ def _daemon(root: Path, fmt: str, start: bool) -> Iterator[None]:
         yield
         return
     child = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "-C", str(root),
-                              "watch", "--log-format", "json" if fmt == "json" else "plain"])
+                              "watch", "--log-format", "json" if fmt == "json" else "plain"],
+                             preexec_fn=_stop_with_parent)
     try:
         yield
     finally:
@@ -62,3 +70,18 @@ def _daemon(root: Path, fmt: str, start: bool) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+def _exit(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _stop_with_parent() -> None:
+    """In the child: the kernel sends it SIGTERM when the server dies, however it dies (a
+    SIGKILL included), so no daemon outlives its server. Linux only; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
