@@ -115,7 +115,7 @@ class Lake:
             self._check_version(status_file, "activeModel", status.active_model)
         iterations: list[IterationRecord] = []
         for path in sorted(self._records(self._at(name, ws.iterations)).glob("*.json")):
-            record = self._load(path, IterationRecord)
+            record = self._load(path, IterationRecord, listed=True)
             self._check(path, re.fullmatch(ITERATION_ID_PATTERN, path.stem) is not None
                         and record.flywheel_iteration_id == path.stem
                         and record.flywheel_name == name,
@@ -126,7 +126,7 @@ class Lake:
             iterations.append(record)
         versions: dict[str, ModelVersionRecord] = {}
         for path in self._records(self._at(name, ws.versions)).glob("v*.json"):
-            version = self._load(path, ModelVersionRecord)
+            version = self._load(path, ModelVersionRecord, listed=True)
             self._check_version(path, "version", path.stem)
             self._check(path, version.version == path.stem, "version does not match the file "
                         "name")
@@ -248,18 +248,23 @@ class Lake:
             raise StateError("corrupt lake record: not a JSON object", file=self._display(path))
         return data
 
-    def _read(self, path: Path) -> object:
+    def _read(self, path: Path, *, listed: bool = False) -> object:
         """The JSON in one lake file: bounded in size and depth (:mod:`jsonio`), and only if
-        the file, followed through any symlink, is inside the repository's ``lake/``."""
-        self._inside(path)
+        the file, followed through any symlink, is inside the repository's ``lake/``.
+
+        ``listed``: found by listing a folder already checked to be inside (``_records``): then
+        a file that is no symlink is inside too, and one ``lstat`` replaces the resolution of
+        every component of its path (a record's read cost, many times per listing)."""
+        if not listed or path.is_symlink():
+            self._inside(path)
         try:
             return read_json(path)
         except (OSError, ValueError) as exc:
             raise StateError(f"corrupt lake record: {_reason(exc)}",
                              file=self._display(path)) from exc
 
-    def _load(self, path: Path, model: type[_R]) -> _R:
-        data = self._read(path)
+    def _load(self, path: Path, model: type[_R], *, listed: bool = False) -> _R:
+        data = self._read(path, listed=listed)
         try:
             return model.model_validate(data)
         except ValidationError as exc:

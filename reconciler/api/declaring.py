@@ -23,7 +23,7 @@ from reconciler.core.endpoints import EndpointSpec
 from reconciler.core.layout import INCOMING_DIR
 from reconciler.core.planner import NO_TRAIN_DATA
 from reconciler.core.spec import ComprehendSettings, Dataset, FlywheelSpec, Trigger
-from reconciler.core.state import IterationStatus
+from reconciler.core.state import IterationStatus, Observed
 from reconciler.errors import ConflictError, FlywheelError, NotFoundError
 from reconciler.gitops import declare
 from reconciler.gitops.declare import Declared
@@ -83,7 +83,7 @@ def delete_flywheel(repo: Repository, name: str) -> Declared:
     """Remove the spec; refused while an iteration runs or is asked for, or while endpoints
     serve its models (the lake's records and models stay, as Comprehend's data lake does)."""
     found = repo.view(name, records=True)
-    if found.observed.unfinished or _pending_request(repo, name):
+    if found.observed.unfinished or _pending_request(repo, name, found.observed):
         raise ConflictError(f"flywheel {name!r} is running an iteration: delete it once the "
                             "iteration has finished")
     attached = [e.endpoint.name for e in repo.catalog.endpoints({})
@@ -94,21 +94,28 @@ def delete_flywheel(repo: Repository, name: str) -> Declared:
     return declare.delete_flywheel(repo.root, name)
 
 
-def _pending_request(repo: Repository, name: str) -> str | None:
+def _pending_request(repo: Repository, name: str,
+                     observed: Observed | None = None) -> str | None:
     from reconciler.adapters.requests import read_request
 
     token = read_request(repo.root, name)
-    with repo.locked():
-        status = repo.lake.observe(name).status
+    if token is None:
+        return None
+    if observed is None:
+        with repo.locked():
+            observed = repo.lake.observe(name)
+    status = observed.status
     handled = status.last_handled_iteration_request if status else None
-    return token if token and token != handled else None
+    return token if token != handled else None
 
 
-def requested_iteration(repo: Repository, name: str) -> str | None:
-    """The id of the iteration asked for and not started yet, if any."""
+def requested_iteration(repo: Repository, name: str,
+                        observed: Observed | None = None) -> str | None:
+    """The id of the iteration asked for and not started yet, if any (``observed``: the
+    flywheel's records, when the caller has read them already)."""
     from reconciler.adapters.requests import requested_id
 
-    return requested_id(_pending_request(repo, name))
+    return requested_id(_pending_request(repo, name, observed))
 
 
 def start_iteration(repo: Repository, name: str) -> str:
@@ -147,7 +154,7 @@ def start_iteration(repo: Repository, name: str) -> str:
             return latest.flywheel_iteration_id  # started on its own for this very data
         raise ConflictError(f"iteration {latest.flywheel_iteration_id} of flywheel {name!r} "
                             f"is {latest.status.value}: one iteration at a time")
-    if _pending_request(repo, name):
+    if _pending_request(repo, name, observed):
         raise ConflictError(f"an iteration of flywheel {name!r} was asked for already and has "
                             "not started yet")
     done = [it for it in observed.iterations

@@ -86,8 +86,8 @@ def classify(root: Path, name: str, texts: list[str], version: str | None = None
     from reconciler.stages import recipes
 
     mode = Mode(record.mode)
-    predicted = recipes.predict(model, texts, mode, record.labels)
-    scores, kind_name = recipes.scores(model, texts, mode, record.labels)
+    predicted, scores, kind_name = recipes.predict_with_scores(model, texts, mode,
+                                                               record.labels)
     kind: ScoreKind = "probability" if kind_name == "probability" else "margin"
     raws, raw_kind = (recipes.raw_scores(model, texts, mode, record.labels) if raw
                       else ([None] * len(texts), None))

@@ -191,6 +191,21 @@ def scores(pipeline: Pipeline, texts: Sequence[str], mode: Mode,
     return raw_scores(pipeline, texts, mode, labels)
 
 
+def predict_with_scores(pipeline: Pipeline, texts: Sequence[str], mode: Mode,
+                        labels: Sequence[str]
+                        ) -> tuple[list[frozenset[str]], list[dict[str, float]], str]:
+    """:func:`predict` and :func:`scores` from one pass of the features: the TF-IDF transform
+    is most of a prediction's cost, so a server classifying one document pays it once."""
+    features = pipeline[:-1].transform(list(texts))
+    classifier = pipeline[-1]
+    predicted = _decode(classifier.predict(features), mode, labels)
+    order = _column_labels(classifier, mode, labels)
+    if hasattr(classifier, "predict_proba"):
+        return predicted, _by_label(classifier.predict_proba(features), order), "probability"
+    return (predicted, _by_label(classifier_raw_scores(classifier, features), order),
+            raw_score_kind(classifier))
+
+
 def raw_scores(pipeline: Pipeline, texts: Sequence[str], mode: Mode,
                labels: Sequence[str]) -> tuple[list[dict[str, float]], str]:
     """The classifier's raw per-label scores (before calibration), and what they are: "margin"

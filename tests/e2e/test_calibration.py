@@ -81,6 +81,8 @@ def test_scores_are_probabilities_and_raw_scores_are_the_classifiers_own(
     pipeline, _, texts, _, labels = models[mode, algorithm]
     scores, kind = recipes.scores(pipeline, texts, mode, labels)
     assert kind == "probability"
+    together = recipes.predict_with_scores(pipeline, texts, mode, labels)  # one transform
+    assert together == (recipes.predict(pipeline, texts, mode, labels), scores, kind)
     values = np.array([list(row.values()) for row in scores])
     assert values.min() >= 0.0 and values.max() <= 1.0
     if mode is Mode.MULTI_CLASS:
@@ -166,6 +168,11 @@ def test_evaluation_of_a_model_without_probabilities_has_no_calibration_figures(
     assert evaluation.calibration is None
     assert evaluation.to_record()["brierScore"] is None
     assert recipes.scores(old, texts[:3], Mode.MULTI_CLASS, labels)[1] == "margin"
+    predicted, scores, kind = recipes.predict_with_scores(old, texts[:3], Mode.MULTI_CLASS,
+                                                          labels)
+    assert kind == "margin"
+    assert scores == recipes.scores(old, texts[:3], Mode.MULTI_CLASS, labels)[0]
+    assert predicted == recipes.predict(old, texts[:3], Mode.MULTI_CLASS, labels)
 
 
 def test_calibrated_model_file_loads_only_while_its_type_is_on_the_allow_list(

@@ -133,6 +133,10 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # A valid status for the cloned flywheel ``bad`` that pins v1: what a link out would obey.
     (outside / "status.json").write_text(json.dumps(
         {**status, "flywheelName": "bad", "activeModel": "v1", "pinned": True}))
+    # And a valid iteration record of ``bad``, for a record file linked out of its folder.
+    newest = max((root / "lake/good/iterations").glob("*.json"))
+    (outside / "iteration.json").write_text(newest.read_text().replace(
+        '"flywheelName": "good"', '"flywheelName": "bad"'))
     return root
 
 
@@ -727,6 +731,10 @@ LAKE_CASES = [
     Case("status-json-symlink-out-of-the-repo",
          then(clone_good_as_bad, symlink("lake/bad/status.json", outside("status.json"))),
          "resolves outside the repository's lake/ folder", "lake/bad/status.json",
+         commands=READERS),
+    Case("iteration-record-symlink-out-of-the-repo",
+         then(clone_good_as_bad, on_iteration(lambda it: symlink(it, outside("iteration.json")))),
+         "resolves outside the repository's lake/ folder", "lake/bad/iterations/",
          commands=READERS),
     Case("status-active-model-v2-newline",
          then(clone_good_as_bad, edit_json("lake/bad/status.json", activeModel="v2\n")),

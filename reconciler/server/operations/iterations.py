@@ -12,7 +12,6 @@ import calendar
 import time
 from typing import Any
 
-from reconciler import api
 from reconciler.api import declaring
 from reconciler.core.arns import flywheel_arn
 from reconciler.core.responses import iteration_properties
@@ -41,9 +40,10 @@ def _pending(name: str, iteration_id: str) -> dict[str, Any]:
 
 def _history(ctx: Context, name: str) -> list[dict[str, Any]]:
     """Every iteration, newest first, with one asked for but not started yet on top."""
-    records = api.list_iterations(ctx.repo, name)
+    observed = ctx.repo.view(name, records=True).observed
+    records = list(observed.iterations)
     listed = [iteration_properties(r) for r in reversed(records)]
-    requested = declaring.requested_iteration(ctx.repo, name)
+    requested = declaring.requested_iteration(ctx.repo, name, observed)
     if requested is not None and not _answered(records, requested):
         listed.insert(0, _pending(name, requested))
     return listed
@@ -57,14 +57,15 @@ def _answered(records: list[IterationRecord], requested: str) -> bool:
 def describe_flywheel_iteration(ctx: Context, params: Params) -> Answer:
     name = arn(params, "FlywheelArn", "flywheel").name
     wanted = params["FlywheelIterationId"]
-    records = api.list_iterations(ctx.repo, name)
+    observed = ctx.repo.view(name, records=True).observed
+    records = list(observed.iterations)
     for record in records:
         if record.flywheel_iteration_id == wanted:
             return {"FlywheelIterationProperties": iteration_properties(record)}
     for record in records:  # asked for with this id, started under another (a race)
         if (record.iteration_request or "").startswith(wanted + "-"):
             return {"FlywheelIterationProperties": iteration_properties(record)}
-    if declaring.requested_iteration(ctx.repo, name) == wanted:
+    if declaring.requested_iteration(ctx.repo, name, observed) == wanted:
         return {"FlywheelIterationProperties": _pending(name, wanted)}
     raise not_found(f"flywheel {name!r} has no iteration {wanted}")
 
