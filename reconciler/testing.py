@@ -80,11 +80,9 @@ class InMemoryLake:
 
     def observe(self, name: str) -> Observed:
         flywheel = self._get(name)
-        return Observed(
-            status=flywheel.status.model_copy(deep=True) if flywheel.status else None,
-            iterations=tuple(flywheel.iterations[i].model_copy(deep=True)
-                             for i in sorted(flywheel.iterations)),
-            versions={v: r.model_copy(deep=True) for v, r in flywheel.versions.items()})
+        ordered = tuple(flywheel.iterations[i] for i in sorted(flywheel.iterations))
+        return Observed(status=flywheel.status, iterations=ordered,
+                        versions=dict(flywheel.versions)).copy()
 
     def evaluation(self, name: str, iteration_id: str, which: str) -> dict[str, Any] | None:
         if not re.fullmatch(ITERATION_ID_PATTERN, iteration_id) or which not in EVALUATIONS:

@@ -225,8 +225,7 @@ class Lake:
         return target
 
     def _models(self, name: str) -> Path:
-        return self._folder(self.root / str(Workspace(name).models), "it holds the model files",
-                            flywheel=name)
+        return self._folder(self.root / str(Workspace(name).models), "it holds models", name)
 
     def _folder(self, path: Path, why: str, flywheel: str | None = None) -> Path:
         """``path``, inside the lake, and a folder if anything is there at all."""
@@ -249,12 +248,9 @@ class Lake:
         return data
 
     def _read(self, path: Path, *, listed: bool = False) -> object:
-        """The JSON in one lake file: bounded in size and depth (:mod:`jsonio`), and only if
-        the file, followed through any symlink, is inside the repository's ``lake/``.
-
-        ``listed``: found by listing a folder already checked to be inside (``_records``): then
-        a file that is no symlink is inside too, and one ``lstat`` replaces the resolution of
-        every component of its path (a record's read cost, many times per listing)."""
+        """The JSON in one lake file, bounded (:mod:`jsonio`), if it is (through any symlink)
+        inside ``lake/``. ``listed``: found in a folder checked to be inside, so one ``lstat``
+        (not a symlink) replaces resolving every component of its path."""
         if not listed or path.is_symlink():
             self._inside(path)
         try:

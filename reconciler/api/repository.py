@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from reconciler.adapters.dataset_files import HashCache
-from reconciler.adapters.lake import Lake
+from reconciler.adapters.remembering_lake import RememberingLake
 from reconciler.core.layout import SPECS_DIR
 from reconciler.errors import NotFoundError
 from reconciler.runtime.catalog import Catalog
@@ -29,7 +29,7 @@ class Repository:
     def __init__(self, root: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.root = root.resolve()
         self.clock = clock
-        self.lake = Lake(self.root)
+        self.lake = RememberingLake(self.root)
         self.cache = HashCache(self.root)
         self.models = ModelCache()
         self.catalog = Catalog(self.root)

@@ -224,6 +224,13 @@ class Observed:
     def active_model(self) -> str | None:
         return self.status.active_model if self.status else None
 
+    def copy(self) -> Observed:
+        """A deep copy: records are mutable, and a store hands out copies of what it keeps."""
+        return Observed(
+            status=self.status.model_copy(deep=True) if self.status else None,
+            iterations=tuple(it.model_copy(deep=True) for it in self.iterations),
+            versions={v: r.model_copy(deep=True) for v, r in self.versions.items()})
+
     @property
     def latest(self) -> IterationRecord | None:
         return self.iterations[-1] if self.iterations else None

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.adapters.lake import Lake
+from reconciler.adapters.remembering_lake import RememberingLake
 from reconciler.core.layout import Workspace
 from reconciler.core.state import (
     FlywheelStatus,
@@ -31,9 +32,11 @@ NAME = "packages"
 ID1, ID2 = "20260101T000000Z", "20260101T000001Z"
 
 
-@pytest.fixture(params=["lake", "in-memory"])
+@pytest.fixture(params=["lake", "remembering-lake", "in-memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> LakeStore:
-    return Lake(tmp_path) if request.param == "lake" else InMemoryLake(tmp_path)
+    kinds = {"lake": Lake, "remembering-lake": RememberingLake, "in-memory": InMemoryLake}
+    made: LakeStore = kinds[request.param](tmp_path)
+    return made
 
 
 def iteration(iteration_id: str = ID1, status: IterationStatus = IterationStatus.TRAINING,
@@ -193,3 +196,32 @@ def test_the_flywheel_lock_is_exclusive_and_released(store: LakeStore) -> None:
 def test_removing_stale_temp_files_of_a_fresh_flywheel_removes_nothing(
         store: LakeStore) -> None:
     assert store.remove_stale_temp_files(NAME) == []
+
+
+# the remembering lake: what it keeps is never staler than the files -----------------------
+
+
+def test_a_remembered_flywheel_is_read_again_once_a_file_of_it_changes(tmp_path: Path) -> None:
+    lake = RememberingLake(tmp_path)
+    lake.write_iteration(iteration())
+    first = lake.observe(NAME)
+    assert lake.observe(NAME) == first  # nothing changed: the records kept
+    lake.write_iteration(iteration(ID2))
+    assert [it.flywheel_iteration_id for it in lake.observe(NAME).iterations] == [ID1, ID2]
+    lake.write_status(FlywheelStatus(flywheel_name=NAME, creation_time=1.0))
+    assert lake.observe(NAME).status is not None
+    plain = Lake(tmp_path).observe(NAME)
+    assert lake.observe(NAME) == plain
+
+
+def test_a_record_edited_in_place_is_seen_and_a_corrupt_one_refused_every_time(
+        tmp_path: Path) -> None:
+    lake = RememberingLake(tmp_path)
+    lake.write_iteration(iteration())
+    lake.observe(NAME)
+    path = tmp_path / Workspace(NAME).iterations / f"{ID1}.json"
+    with path.open("a") as handle:  # an edit in place: same inode, new size
+        handle.write("garbage")
+    for _ in range(2):
+        with pytest.raises(StateError, match="corrupt lake record"):
+            lake.observe(NAME)
