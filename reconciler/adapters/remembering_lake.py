@@ -1,10 +1,14 @@
-"""A lake that keeps what it read: for a long-lived reader such as the API server.
+"""A lake that keeps what it read: the read side of a long-lived handle (the API server's).
 
 Each flywheel's records are kept once read and read again only when a file of theirs changed:
 its inode, size or modification time. Every write to the lake renames a new file into place,
 and any other edit changes at least one of them, so a request pays a few ``stat`` calls
 instead of parsing and checking every record. Only records that read cleanly are kept: a
 corrupt one is refused on every read, as by the plain lake.
+
+The records it hands out are shared between callers (a deep copy per read would cost more
+than the read it saves), so it serves readers only: the engine, which updates records in
+place before writing them, reads and writes through a plain :class:`Lake`.
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ class RememberingLake(Lake):
         with self._kept_lock:
             found = self._kept.get(name)
         if found is not None and found[0] == key:
-            return found[1].copy()  # records are mutable: every caller gets its own
+            return found[1]
         observed = super().observe(name)
         with self._kept_lock:
-            self._kept[name] = (key, observed.copy())
+            self._kept[name] = (key, observed)
         return observed
 
     def _signature(self, name: str) -> Signature:

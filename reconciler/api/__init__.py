@@ -152,8 +152,8 @@ def describe_iteration(repo: Repository, name: str, iteration_id: str) -> Iterat
     found = repo.view(name, records=True)
     record = iteration(found, iteration_id)
     with repo.locked():
-        trained = repo.lake.evaluation(found.name, record.flywheel_iteration_id, "trained")
-        active = repo.lake.evaluation(found.name, record.flywheel_iteration_id, "active")
+        trained = repo.records.evaluation(found.name, record.flywheel_iteration_id, "trained")
+        active = repo.records.evaluation(found.name, record.flywheel_iteration_id, "active")
     return IterationDetail(found, record, trained, active)
 
 
@@ -172,7 +172,7 @@ def request_iteration(repo: Repository, name: str) -> str:
 def request_handled(repo: Repository, name: str, token: str) -> bool:
     """Whether the flywheel's status acknowledges the request ``token``."""
     with repo.locked():
-        status = repo.lake.observe(name).status
+        status = repo.records.observe(name).status
     return status is not None and status.last_handled_iteration_request == token
 
 
@@ -185,7 +185,8 @@ def classify(repo: Repository, name: str, texts: list[str], version: str | None 
     if not texts:
         raise FlywheelError("give some text to classify (arguments or --file)")
     with repo.locked():
-        return run(repo.root, name, texts, version, raw=raw, lake=repo.lake, models=repo.models)
+        return run(repo.root, name, texts, version, raw=raw, lake=repo.records,
+                   models=repo.models)
 
 
 def plot(repo: Repository, name: str, target: Path | None = None) -> Path:

@@ -103,7 +103,7 @@ def _pending_request(repo: Repository, name: str,
         return None
     if observed is None:
         with repo.locked():
-            observed = repo.lake.observe(name)
+            observed = repo.records.observe(name)
     status = observed.status
     handled = status.last_handled_iteration_request if status else None
     return token if token != handled else None
@@ -144,7 +144,7 @@ def start_iteration(repo: Repository, name: str) -> str:
     if not spec.train_datasets:
         raise FlywheelError(NO_TRAIN_DATA)
     with repo.locked():
-        inputs = read_inputs(repo.root, repo.lake, repo.cache, found.spec_file)
+        inputs = read_inputs(repo.root, repo.records, repo.cache, found.spec_file)
     observed = inputs.observed
     digest = input_digest(spec, inputs.md5s)
     running = [it for it in observed.iterations if not it.status.terminal]

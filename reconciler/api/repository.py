@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from reconciler.adapters.dataset_files import HashCache
+from reconciler.adapters.lake import Lake
 from reconciler.adapters.remembering_lake import RememberingLake
 from reconciler.core.layout import SPECS_DIR
 from reconciler.errors import NotFoundError
@@ -23,13 +24,16 @@ class Repository:
 
     Made by :func:`open_repository`, which refuses a folder without ``specs/``. The hash cache
     and the model cache live as long as the handle; every use case takes the lock while it reads
-    or writes them, so one handle may serve several threads.
+    or writes them, so one handle may serve several threads. ``lake`` is the engine's (a
+    reconcile reads and writes through it); ``records`` is the read side's, which keeps each
+    flywheel's records until a file of theirs changes and hands them out shared: read only.
     """
 
     def __init__(self, root: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.root = root.resolve()
         self.clock = clock
-        self.lake = RememberingLake(self.root)
+        self.lake = Lake(self.root)
+        self.records = RememberingLake(self.root)
         self.cache = HashCache(self.root)
         self.models = ModelCache()
         self.catalog = Catalog(self.root)
@@ -46,14 +50,14 @@ class Repository:
         from reconciler.runtime.queries import all_views
 
         with self._lock:
-            return all_views(self.root, names, check_data=check_data, lake=self.lake,
+            return all_views(self.root, names, check_data=check_data, lake=self.records,
                              cache=self.cache, clock=self.clock)
 
     def view(self, name: str, *, records: bool = False) -> FlywheelView:
         from reconciler.runtime.queries import view
 
         with self._lock:
-            return view(self.root, name, records=records, lake=self.lake, cache=self.cache)
+            return view(self.root, name, records=records, lake=self.records, cache=self.cache)
 
     def __repr__(self) -> str:
         return f"Repository({str(self.root)!r})"
