@@ -95,10 +95,6 @@ def service_model() -> Any:
     return botocore.session.get_session().get_service_model("comprehend")
 
 
-def operation_names() -> frozenset[str]:
-    return frozenset(service_model().operation_names)
-
-
 def parse_body(raw: bytes) -> dict[str, Any]:
     """The request's JSON object; anything else is AWS's SerializationException."""
     if not raw.strip():
@@ -166,8 +162,9 @@ def _fail(problems: list[str], value: Any, at: str, constraint: str) -> None:
 def _check(shape: Any, value: Any, at: str, problems: list[str]) -> None:
     kind = shape.type_name
     checker = _CHECKERS.get(kind)
-    if checker is None:
-        _fail(problems, value, at, f"Member of type {kind} is not accepted by this server")
+    if checker is None:  # a blob: Bytes documents (PDF, Word, images), not served here
+        _fail(problems, "...", at, f"Member of type {kind} is not accepted by this server: "
+              "send documents as Text")
         return
     checker(shape, value, at, problems)
 
