@@ -356,6 +356,25 @@ def test_an_endpoint_follows_the_flywheel_and_classifies(server: ApiServer,
     assert code == "ResourceNotFoundException"
 
 
+def test_update_endpoint_switches_between_a_version_and_the_flywheel(
+        server: ApiServer, comprehend: Any) -> None:
+    version = f"{ARN}document-classifier/sections/version/v1"
+    endpoint = comprehend.create_endpoint(EndpointName="pinned-ep", ModelArn=version,
+                                          DesiredInferenceUnits=1)["EndpointArn"]
+    props = comprehend.describe_endpoint(EndpointArn=endpoint)["EndpointProperties"]
+    assert props["ModelArn"] == version and "FlywheelArn" not in props
+    answer = comprehend.update_endpoint(EndpointArn=endpoint, FlywheelArn=FLYWHEEL,
+                                        DesiredInferenceUnits=2)
+    assert answer["DesiredModelArn"].startswith(f"{ARN}document-classifier/sections/version/")
+    assert commits(server.root)[0] == "UpdateEndpoint pinned-ep"
+    props = comprehend.describe_endpoint(EndpointArn=endpoint)["EndpointProperties"]
+    assert props["FlywheelArn"] == FLYWHEEL and props["DesiredInferenceUnits"] == 2
+    code, _ = error_of(comprehend.update_endpoint, EndpointArn=endpoint, FlywheelArn=FLYWHEEL,
+                       DesiredModelArn=version)
+    assert code == "InvalidRequestException"
+    comprehend.delete_endpoint(EndpointArn=endpoint)
+
+
 @pytest.mark.parametrize("kind", ["flywheel", "dataset"])
 def test_tags_are_declared_committed_and_listed(server: ApiServer, comprehend: Any,
                                                 kind: str) -> None:
