@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ class ServeOptions:
     #: Folders CreateDataset may read local files from (relative to the repository).
     local_folders: tuple[Path, ...] | None = None
     max_skew: float = 300.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def is_loopback(host: str) -> bool:
