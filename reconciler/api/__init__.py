@@ -62,6 +62,7 @@ __all__ = [
     "reconcile",
     "request_handled",
     "request_iteration",
+    "uncommitted",
     "validate",
     "write_report",
 ]
@@ -235,6 +236,15 @@ def publish_state(repo: Repository) -> PublishState | None:
     if revision is None:
         return None
     return PublishState(bool(revision.changed), dvc.default_remote(repo.root) is not None)
+
+
+def uncommitted(repo: Repository) -> frozenset[str] | None:
+    """The files under ``specs/`` and ``data/`` that differ from git's HEAD (modified, staged or
+    untracked): what the reconciler runs on but git does not hold. None outside git."""
+    from reconciler.adapters import git
+
+    revision = git.revision(repo.root)
+    return None if revision is None else revision.changed
 
 
 def publish(repo: Repository, *, dvc_push: bool = True, dvc_remote: str | None = None,

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from reconciler.adapters.loader import SpecFile
 from reconciler.adapters.sources import SourcePolicy
@@ -46,6 +48,7 @@ __all__ = [
     "start_iteration",
     "tags_of",
     "update_endpoint",
+    "upload_dataset",
 ]
 
 
@@ -177,13 +180,32 @@ def create_dataset(repo: Repository, name: str, dataset: Dataset, uri: str,
     the document count. A problem of the file names it by ``uri``."""
     from reconciler.adapters.sources import fetch_to
 
+    return _declare_fetched(repo, name, dataset, lambda temp: fetch_to(uri, sources, temp),
+                            shown=uri)
+
+
+def upload_dataset(repo: Repository, name: str, dataset: Dataset, content: BinaryIO,
+                   shown: str) -> tuple[Declared, int]:
+    """:func:`create_dataset` for a file a person uploaded (the console's Create dataset):
+    ``content`` is read to its end, and a problem of the file names it as ``shown``."""
+    def fill(temp: Path) -> None:
+        with temp.open("wb") as out:
+            shutil.copyfileobj(content, out, 1024 * 1024)
+
+    return _declare_fetched(repo, name, dataset, fill, shown=shown)
+
+
+def _declare_fetched(repo: Repository, name: str, dataset: Dataset,
+                     fill: Callable[[Path], object], *, shown: str) -> tuple[Declared, int]:
+    """``fill`` writes the new file into a scratch file inside the repository (so the copy
+    into ``data/`` is a rename on the same disk), then it is checked and declared."""
     incoming = repo.root / INCOMING_DIR
     incoming.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=incoming, suffix=".csv")
     os.close(handle)
     try:
-        fetch_to(uri, sources, Path(temp))
-        return declare.add_dataset(repo.root, name, dataset, Path(temp), shown=uri)
+        fill(Path(temp))
+        return declare.add_dataset(repo.root, name, dataset, Path(temp), shown=shown)
     finally:
         with contextlib.suppress(OSError):
             Path(temp).unlink()

@@ -1,4 +1,5 @@
-"""The ASGI application: Comprehend's JSON 1.1 API at ``POST /`` (Starlette).
+"""The ASGI application: Comprehend's JSON 1.1 API at ``POST /``, the web console's pages at
+every ``GET`` (:mod:`reconciler.server.console`), one Starlette app.
 
 Per request: the body is read within :data:`~reconciler.server.protocol.MAX_BODY`, the SigV4
 signature checked when credentials are configured, the operation found from ``X-Amz-Target``,
@@ -18,10 +19,12 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from reconciler.errors import FlywheelError
+from reconciler.server import console
+from reconciler.server.console.security import Guard
 from reconciler.server.context import Context
 from reconciler.server.operations import OPERATIONS
 from reconciler.server.protocol import (
@@ -75,14 +78,10 @@ def create_app(ctx: Context, *, verifier: Verifier | None = None, log: Log = _ig
     async def ping(_request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
-    async def not_served(_request: Request) -> Response:
-        return JSONResponse({"__type": "UnknownOperationException",
-                             "Message": "this server answers Comprehend's API at POST /"},
-                            status_code=404)
-
+    guard = Guard(verifier.keys if verifier is not None else None, clock=ctx.clock)
     app = Starlette(routes=[Route("/", comprehend, methods=["POST"]),
                             Route("/ping", ping, methods=["GET"]),
-                            Route("/", not_served, methods=["GET"])])
+                            *console.routes(ctx, guard)])
     app.state.context = ctx
     return app
 

@@ -22,7 +22,7 @@ TRAINED, ACTIVE, RING, INK, GRID = "#1f6feb", "#d97706", "#15803d", "#24292f", "
 FONT = 'font-family="system-ui, sans-serif"'
 MARGIN = 0.02  # F1 kept clear of the plot's floor and ceiling
 MAX_X_LABELS = 8
-_ITERATION = re.compile(r"^\d{4}(\d{2})(\d{2})T(\d{2})(\d{2})\d{2}Z$")
+_ITERATION = re.compile(r"^\d{4}(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,14 @@ def _n(value: float) -> str:
     return f"{value:.1f}"
 
 
-def short_iteration(iteration_id: str) -> str:
-    """``20261201T101500Z`` -> ``12-01 10:15``; any other id is shown as its first 12 characters."""
+def short_iteration(iteration_id: str, *, seconds: bool = False) -> str:
+    """``20261201T101500Z`` -> ``12-01 10:15`` (``12-01 10:15:00`` with ``seconds``); any other
+    id is shown as its first 12 characters."""
     found = _ITERATION.match(iteration_id)
     if found is None:
         return iteration_id[:12]
-    month, day, hour, minute = found.groups()
-    return f"{month}-{day} {hour}:{minute}"
+    month, day, hour, minute, second = found.groups()
+    return f"{month}-{day} {hour}:{minute}" + (f":{second}" if seconds else "")
 
 
 def y_range(values: Sequence[float]) -> tuple[float, float]:
@@ -178,12 +179,16 @@ def f1_chart(points: Sequence[Point], *, active_now: str | None, title: str,
     out.append("</g>")
     out.append(f'<g class="x-axis" font-size="11"><line x1="{_n(left)}" y1="{_n(bottom)}" '
                f'x2="{_n(right)}" y2="{_n(bottom)}" stroke="{INK}" stroke-width="1"/>')
-    for i in x_label_indexes(len(points)):
+    ticks = x_label_indexes(len(points))
+    # iterations within one minute of each other (a replay, a script) would share a label
+    minutes = [short_iteration(points[i].iteration_id) for i in ticks]
+    seconds = len(set(minutes)) < len(minutes)
+    for i in ticks:
         x = x_of(i)
         out.append(f'<line x1="{_n(x)}" y1="{_n(bottom)}" x2="{_n(x)}" y2="{_n(bottom + 4)}" '
                    f'stroke="{INK}"/><text x="{_n(x)}" y="{_n(bottom + 17)}" '
                    f'text-anchor="middle" fill="{INK}">'
-                   f"{_e(short_iteration(points[i].iteration_id))}</text>")
+                   f"{_e(short_iteration(points[i].iteration_id, seconds=seconds))}</text>")
     out.append("</g>")
 
     active_xy = [None if p.active_f1 is None else (x_of(i), y_of(p.active_f1))

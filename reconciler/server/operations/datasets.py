@@ -46,6 +46,18 @@ def dataset_properties(view: DatasetView) -> dict[str, Any]:
     return {key: value for key, value in props.items() if value is not None}
 
 
+def new_dataset(flywheel: str, name: str, dataset_type: str, description: str | None,
+                tags: dict[str, str] | None = None) -> Dataset:
+    """The dataset CreateDataset declares (and the console's Create dataset), its file under
+    ``data/<flywheel>/``; a name or type the spec would refuse is InvalidRequestException."""
+    try:
+        return Dataset.model_validate({
+            "name": name, "type": dataset_type, "path": declaring.dataset_path(flywheel, name),
+            "description": description or None, "tags": tags or {}})
+    except ValidationError as exc:
+        raise spec_validation_error(exc) from None
+
+
 @idempotent("CreateDataset")
 def create_dataset(ctx: Context, params: Params) -> Answer:
     name = arn(params, "FlywheelArn", "flywheel").name
@@ -66,13 +78,8 @@ def create_dataset(ctx: Context, params: Params) -> Answer:
     if delimiter is not None and delimiter != spec.spec.task.label_delimiter:
         raise invalid(f"LabelDelimiter {delimiter!r}: flywheel {name!r} uses "
                       f"{spec.spec.task.label_delimiter!r} for all its datasets")
-    try:
-        dataset = Dataset.model_validate({
-            "name": params["DatasetName"], "type": params.get("DatasetType", "TRAIN"),
-            "path": declaring.dataset_path(name, params["DatasetName"]),
-            "description": params.get("Description"), "tags": tags_from(params.get("Tags"))})
-    except ValidationError as exc:
-        raise spec_validation_error(exc) from None
+    dataset = new_dataset(name, params["DatasetName"], params.get("DatasetType", "TRAIN"),
+                          params.get("Description"), tags_from(params.get("Tags")))
     declaring.create_dataset(ctx.repo, name, dataset, source["S3Uri"], ctx.sources)
     return {"DatasetArn": dataset_arn(name, dataset.name)}
 
