@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         classify,
         describe_flywheel,
         describe_iteration,
+        flywheel_names,
         init,
         install_hooks,
         list_flywheels,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         reconcile,
         request_handled,
         request_iteration,
+        uncommitted,
         validate,
         write_report,
     )
@@ -94,6 +96,7 @@ __all__ = [
     "classify",
     "describe_flywheel",
     "describe_iteration",
+    "flywheel_names",
     "init",
     "install_hooks",
     "list_flywheels",
@@ -106,6 +109,7 @@ __all__ = [
     "reconcile",
     "request_handled",
     "request_iteration",
+    "uncommitted",
     "validate",
     "write_report",
 ]

@@ -50,6 +50,7 @@ __all__ = [
     "classify",
     "describe_flywheel",
     "describe_iteration",
+    "flywheel_names",
     "init",
     "install_hooks",
     "list_flywheels",
@@ -118,9 +119,22 @@ def validate(repo: Repository) -> Validation:
 # inspecting ----------------------------------------------------------------------------------
 
 
-def list_flywheels(repo: Repository) -> list[FlywheelView]:
-    """Every flywheel (and every spec file that does not load), sorted by name."""
-    return repo.views()
+def list_flywheels(repo: Repository, names: set[str] | None = None) -> list[FlywheelView]:
+    """Every flywheel (and every spec file that does not load), sorted by name; with ``names``,
+    only those (the lake is read for them alone)."""
+    return repo.views(names)
+
+
+def flywheel_names(repo: Repository) -> list[str]:
+    """Every flywheel's name, and the name or file of each spec that does not load, sorted as
+    :func:`list_flywheels` sorts its views: a face showing a page of them reads the lake for
+    that page only."""
+    from reconciler.adapters.loader import load_specs
+    from reconciler.runtime.queries import listed_name
+
+    with repo.locked():
+        specs, errors = load_specs(repo.root)
+    return sorted([s.spec.name for s in specs] + [listed_name(e) for e in errors])
 
 
 def describe_flywheel(repo: Repository, name: str) -> FlywheelView:

@@ -82,8 +82,8 @@ def all_views(root: Path, names: set[str] | None = None, *,
     lake = lake or Lake(root)
     cache = cache or HashCache(root)
     specs, errors = load_specs(root)
-    result = [FlywheelView(e.flywheel or e.file or "?", None, Observed(), None, e)
-              for e in errors if names is None or e.flywheel in names]
+    result = [FlywheelView(listed_name(e), None, Observed(), None, e)
+              for e in errors if names is None or listed_name(e) in names]
     now = clock()
     for spec_file in specs:
         name = spec_file.spec.name
@@ -108,6 +108,11 @@ def all_views(root: Path, names: set[str] | None = None, *,
         result.append(FlywheelView(name, spec_file, observed, plan, error, lake_error))
     cache.save()
     return sorted(result, key=lambda v: v.name)
+
+
+def listed_name(error: FlywheelError) -> str:
+    """What a spec file that does not load is listed as: its flywheel's name, else its path."""
+    return error.flywheel or error.file or "?"
 
 
 def view(root: Path, name: str, *, records: bool = False, lake: Lake | None = None,

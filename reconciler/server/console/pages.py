@@ -31,20 +31,35 @@ def flywheels(call: Call) -> Response:
     query = call.arg("q").strip()
     state = call.arg("state") if call.arg("state") in STATES else ""
     number = max(1, int(call.arg("page", "1"))) if call.arg("page", "1").isdigit() else 1
-    views = api.list_flywheels(call.ctx.repo)
-    total = len(views)
-    if query:
-        views = [v for v in views if query.lower() in v.name.lower()]
     uncommitted = api.uncommitted(call.ctx.repo)
-    if state:
-        views = [v for v in views if _in_state(v, state, uncommitted)]
-    pages = max(1, -(-len(views) // PER_PAGE))
-    number = min(number, pages)
-    shown = views[(number - 1) * PER_PAGE:number * PER_PAGE]
+    if state:  # a state is known only from each flywheel's records: read them all
+        views = api.list_flywheels(call.ctx.repo)
+        total = len(views)
+        views = [v for v in views if _named(v.name, query)
+                 and _in_state(v, state, uncommitted)]
+        matching, pages, number = _paged(len(views), number)
+        shown = views[(number - 1) * PER_PAGE:number * PER_PAGE]
+    else:  # names alone decide the page: read the records of its flywheels only
+        names = api.flywheel_names(call.ctx.repo)
+        total = len(names)
+        names = [n for n in names if _named(n, query)]
+        matching, pages, number = _paged(len(names), number)
+        page_names = set(names[(number - 1) * PER_PAGE:number * PER_PAGE])
+        shown = api.list_flywheels(call.ctx.repo, page_names) if page_names else []
     table = [rows.flywheel_row(v, properties(call.ctx, v), uncommitted) for v in shown]
     return call.render("flywheels.html", title="Flywheels", rows=table, query=query,
                        state=state, states=STATES, page=number, pages=pages,
-                       matching=len(views), total=total)
+                       matching=matching, total=total)
+
+
+def _named(name: str, query: str) -> bool:
+    return not query or query.lower() in name.lower()
+
+
+def _paged(count: int, number: int) -> tuple[int, int, int]:
+    """The count, the number of pages, and the page asked for within them."""
+    pages = max(1, -(-count // PER_PAGE))
+    return count, pages, min(number, pages)
 
 
 def _in_state(view: FlywheelView, state: str, uncommitted: frozenset[str] | None) -> bool:

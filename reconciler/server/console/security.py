@@ -71,7 +71,7 @@ class Guard:
         if len(parts) != 4 or not parts[2].isdigit():
             return None
         payload = ".".join(parts[:3])
-        if not hmac.compare_digest(parts[3], self._mac("session", payload)):
+        if not _same(parts[3], self._mac("session", payload)):
             return None
         session = Session(parts[0], parts[1], int(parts[2]))
         if session.expires < self.clock():
@@ -107,11 +107,16 @@ class Guard:
     def csrf_ok(self, session: Session | None, token: str | None) -> bool:
         if session is None or not token:
             return False
-        return hmac.compare_digest(token, self.csrf_token(session))
+        return _same(token, self.csrf_token(session))
 
     def _mac(self, purpose: str, payload: str) -> str:
         return hmac.new(self._secret, f"{purpose}:{payload}".encode(),
                         hashlib.sha256).hexdigest()
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time equality of a value from a request (any characters) and one of ours."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 def loopback_host(host_header: str | None) -> bool:
