@@ -479,6 +479,33 @@ def test_a_non_ascii_cookie_is_a_fresh_session(server: ApiServer) -> None:
     assert call(server.port, "GET", "/", cookie="abc.-.9999999999.\u00e9").status == 200
 
 
+# Try it -----------------------------------------------------------------------------------
+
+
+def test_try_it_classifies_and_escapes_the_text(server: ApiServer, session: str) -> None:
+    before = commits(server.root)
+    token = page(server, "/flywheels/sections/try", session).token
+    text = f"postgresql database server {IMG} {SCRIPT}"
+    body, headers = form({"csrf": token, "text": text, "version": "v1"})
+    answer = call(server.port, "POST", "/flywheels/sections/try", body=body, headers=headers,
+                  cookie=session)
+    assert answer.status == 200, answer.text[-1500:]
+    assert "<h3>v1 says</h3>" in answer.text
+    scored = re.findall(r'<tr(?: class="chosen")?><th scope="row">(\w+)', answer.text)
+    assert sorted(scored) == ["database", "games", "mail", "sound"]
+    assert answer.text.count("predicted</span>") == 1
+    assert "&lt;img src=x onerror=alert(1)&gt;" in answer.text  # the text, back in its box
+    assert_escaped(answer.text)
+    body, headers = form({"csrf": token, "text": "   "})
+    empty = call(server.port, "POST", "/flywheels/sections/try", body=body, headers=headers,
+                 cookie=session)
+    assert empty.status == 400 and "Type or paste a text to classify." in empty.text
+    body, headers = form({"text": "no token"})
+    assert call(server.port, "POST", "/flywheels/sections/try", body=body, headers=headers,
+                cookie=session).status == 403
+    assert commits(server.root) == before  # classifying writes nothing
+
+
 # Create dataset -----------------------------------------------------------------------------
 
 
@@ -596,7 +623,7 @@ def signed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServe
 
 
 def sign_in(server: ApiServer, key: str, secret: str, next_path: str = "/") -> tuple[Answer, str]:
-    first = call(server.port, "GET", f"/login?next={next_path}")
+    first = call(server.port, "GET", f"/login?next={quote(next_path, safe='/')}")
     assert first.status == 200 and first.cookie
     body, headers = form({"csrf": first.token, "access_key_id": key,
                           "secret_access_key": secret, "next": next_path})
@@ -652,6 +679,11 @@ def test_sign_in_and_out(signed_server: ApiServer) -> None:
     # a next that leaves the server goes home instead
     away, _ = sign_in(signed_server, "AKIDCONSOLE", "s3cret", "//evil.example/")
     assert away.status == 303 and away.headers["location"] == "/"
+    for elsewhere in ("https://evil.example/", "evil.example", "/\\evil.example/"):
+        away, _ = sign_in(signed_server, "AKIDCONSOLE", "s3cret", elsewhere)
+        location = away.headers["location"]
+        assert away.status == 303 and location.startswith("/"), elsewhere
+        assert not location.startswith(("//", "/\\")), location  # no open redirect
     # signing out: a new anonymous session, which is asked to sign in again
     body, headers = form({"csrf": home.token})
     out = call(signed_server.port, "POST", "/logout", body=body, headers=headers,
