@@ -86,7 +86,8 @@ def _serving(command: Any) -> None:
     from reconciler.server import DEFAULT_PORT
 
     p = command("serve", serving.serve, "Serve Comprehend's flywheel API for this repository "
-                "(boto3 and the aws CLI work unchanged), with the watch daemon beside it.",
+                "(boto3 and the aws CLI work unchanged) and its web console (open the URL in a "
+                "browser), with the watch daemon beside it.",
                 output=False)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
                    "127.0.0.1; any other needs --credentials-file)")
@@ -94,7 +95,7 @@ def _serving(command: Any) -> None:
                    help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--credentials-file", type=Path, metavar="FILE",
                    help="AWS shared-credentials file: every request must be SigV4-signed with "
-                   "one of its keys")
+                   "one of its keys, and the console asks for one")
     p.add_argument("--allow-local", type=Path, action="append", metavar="FOLDER",
                    help="a folder CreateDataset may read local files from (repeatable; "
                    "default: the repository's data/)")
