@@ -62,7 +62,7 @@ def browser() -> Iterator[WebDriver]:
     """One headless Chromium for a test module, with a fresh profile."""
     reason = missing()
     if reason is not None:
-        if os.environ.get("CI"):
+        if "CI" in os.environ:
             pytest.fail(f"CI is set and the browser tests cannot run: {reason}")
         pytest.skip(reason)
     profile = Path(tempfile.mkdtemp(prefix="chromium-profile-"))
@@ -80,10 +80,15 @@ def screenshot(driver: WebDriver, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     size = driver.get_window_size()
-    height = int(driver.execute_script(
-        "return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)"))
     try:
-        driver.set_window_size(size["width"], max(size["height"], height + 140))
+        for _ in range(4):  # the window's frame and bars take some height: measure, grow again
+            height, inner = driver.execute_script(
+                "return [Math.max(document.documentElement.scrollHeight,"
+                " document.body.scrollHeight), document.documentElement.clientHeight];")
+            if height <= inner:
+                break
+            current = driver.get_window_size()
+            driver.set_window_size(size["width"], current["height"] + int(height) - int(inner))
         time.sleep(0.2)
         driver.save_screenshot(str(path))
     finally:
