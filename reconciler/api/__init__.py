@@ -23,6 +23,7 @@ while a stage runs, so a threaded server never calls it: it records intent
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,6 @@ __all__ = [
     "classify",
     "describe_flywheel",
     "describe_iteration",
-    "flywheel_names",
     "init",
     "install_hooks",
     "list_flywheels",
@@ -119,22 +119,13 @@ def validate(repo: Repository) -> Validation:
 # inspecting ----------------------------------------------------------------------------------
 
 
-def list_flywheels(repo: Repository, names: set[str] | None = None) -> list[FlywheelView]:
+def list_flywheels(repo: Repository, names: set[str] | None = None, *,
+                   choose: Callable[[list[str]], Collection[str]] | None = None
+                   ) -> list[FlywheelView]:
     """Every flywheel (and every spec file that does not load), sorted by name; with ``names``,
-    only those (the lake is read for them alone)."""
-    return repo.views(names)
-
-
-def flywheel_names(repo: Repository) -> list[str]:
-    """Every flywheel's name, and the name or file of each spec that does not load, sorted as
-    :func:`list_flywheels` sorts its views: a face showing a page of them reads the lake for
-    that page only."""
-    from reconciler.adapters.loader import load_specs
-    from reconciler.runtime.queries import listed_name
-
-    with repo.locked():
-        specs, errors = load_specs(repo.root)
-    return sorted([s.spec.name for s in specs] + [listed_name(e) for e in errors])
+    only those; with ``choose``, those it picks from every listed name, sorted (a face showing
+    one page of them: the lake is read for that page alone, the specs once)."""
+    return repo.views(names, choose=choose)
 
 
 def describe_flywheel(repo: Repository, name: str) -> FlywheelView:

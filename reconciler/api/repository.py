@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -46,12 +46,23 @@ class Repository:
             yield self
 
     def views(self, names: set[str] | None = None, *,
-              check_data: bool | Literal["all"] = False) -> list[FlywheelView]:
-        from reconciler.runtime.queries import all_views
+              check_data: bool | Literal["all"] = False,
+              choose: Callable[[list[str]], Collection[str]] | None = None
+              ) -> list[FlywheelView]:
+        """The views of ``names`` (None: all); or, with ``choose``, of the names it picks from
+        every listed name (sorted), with the specs read once for both."""
+        from reconciler.adapters.loader import load_specs
+        from reconciler.runtime.queries import all_views, listed_name
 
         with self._lock:
+            loaded = None
+            if choose is not None:
+                loaded = load_specs(self.root)
+                listed = sorted([s.spec.name for s in loaded[0]]
+                                + [listed_name(e) for e in loaded[1]])
+                names = set(choose(listed))
             return all_views(self.root, names, check_data=check_data, lake=self.records,
-                             cache=self.cache, clock=self.clock)
+                             cache=self.cache, clock=self.clock, loaded=loaded)
 
     def view(self, name: str, *, records: bool = False) -> FlywheelView:
         from reconciler.runtime.queries import view

@@ -23,7 +23,7 @@ from reconciler.core.conditions import Condition, conditions
 from reconciler.core.planner import person_pin
 from reconciler.core.policy import inactive_reason
 from reconciler.core.state import IterationRecord, Observed
-from reconciler.errors import FlywheelError, NotFoundError
+from reconciler.errors import FlywheelError, NotFoundError, SpecError
 from reconciler.runtime.reconcile import plan_for, read_inputs
 
 
@@ -70,18 +70,21 @@ class FlywheelView:
 def all_views(root: Path, names: set[str] | None = None, *,
               check_data: bool | Literal["all"] = False, lake: Lake | None = None,
               cache: HashCache | None = None,
-              clock: Callable[[], float] = time.time) -> list[FlywheelView]:
+              clock: Callable[[], float] = time.time,
+              loaded: tuple[list[SpecFile], list[SpecError]] | None = None
+              ) -> list[FlywheelView]:
     """One view per spec (and per spec file that fails to load).
 
     With ``check_data`` (``flywheel plan``), a flywheel with an iteration due also has the rows
     of its datasets read and checked (bad rows, TRAIN documents also in a TEST dataset), so a
     problem is reported before a reconcile meets it; with ``"all"`` (``flywheel validate``),
     every flywheel's; without it (``list``, the daemon's passes) no dataset content is read.
+    ``loaded``: the specs as :func:`~reconciler.adapters.loader.load_specs` read them already.
     """
     root = root.resolve()
     lake = lake or Lake(root)
     cache = cache or HashCache(root)
-    specs, errors = load_specs(root)
+    specs, errors = loaded if loaded is not None else load_specs(root)
     result = [FlywheelView(listed_name(e), None, Observed(), None, e)
               for e in errors if names is None or listed_name(e) in names]
     now = clock()

@@ -42,6 +42,7 @@ def routes(ctx: Context, guard: Guard) -> list[BaseRoute]:
         post("/logout", actions.logout, public=True),
         Mount("/static", StaticFiles(packages=[("reconciler.server.console", "static")]),
               name="static"),
+        get("/{rest:path}", pages.not_found),
     ]
 
 

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from reconciler import api
 from reconciler.api import FlywheelView, declaring
-from reconciler.core.state import IterationStatus
+from reconciler.core.state import IterationStatus, version_number
 from reconciler.server.console import rows
 from reconciler.server.console.chart import f1_chart
 from reconciler.server.console.web import Call, svg
@@ -30,7 +30,7 @@ STATES = {"": "any state", "ready": "Ready", "not-ready": "Not ready", "stalled"
 def flywheels(call: Call) -> Response:
     query = call.arg("q").strip()
     state = call.arg("state") if call.arg("state") in STATES else ""
-    number = max(1, int(call.arg("page", "1"))) if call.arg("page", "1").isdigit() else 1
+    number = _page_number(call.arg("page", "1"))
     uncommitted = api.uncommitted(call.ctx.repo)
     if state:  # a state is known only from each flywheel's records: read them all
         views = api.list_flywheels(call.ctx.repo)
@@ -40,16 +40,32 @@ def flywheels(call: Call) -> Response:
         matching, pages, number = _paged(len(views), number)
         shown = views[(number - 1) * PER_PAGE:number * PER_PAGE]
     else:  # names alone decide the page: read the records of its flywheels only
-        names = api.flywheel_names(call.ctx.repo)
-        total = len(names)
-        names = [n for n in names if _named(n, query)]
-        matching, pages, number = _paged(len(names), number)
-        page_names = set(names[(number - 1) * PER_PAGE:number * PER_PAGE])
-        shown = api.list_flywheels(call.ctx.repo, page_names) if page_names else []
+        counts: dict[str, int] = {}
+
+        def choose(names: list[str]) -> list[str]:
+            named = [n for n in names if _named(n, query)]
+            counts.update(total=len(names), matching=len(named),
+                          number=_paged(len(named), number)[2])
+            return named[(counts["number"] - 1) * PER_PAGE:counts["number"] * PER_PAGE]
+
+        shown = api.list_flywheels(call.ctx.repo, choose=choose)
+        total = counts["total"]
+        matching, pages, number = _paged(counts["matching"], counts["number"])
     table = [rows.flywheel_row(v, properties(call.ctx, v), uncommitted) for v in shown]
     return call.render("flywheels.html", title="Flywheels", rows=table, query=query,
                        state=state, states=STATES, page=number, pages=pages,
                        matching=matching, total=total)
+
+
+def _page_number(text: str) -> int:
+    """The page asked for: ASCII digits only (``²`` and ``٣`` are digits to Python, not
+    here); anything else is the first page."""
+    return max(1, int(text)) if text.isascii() and text.isdecimal() else 1
+
+
+def not_found(call: Call) -> Response:
+    return call.render("error.html", status=404, title="Not found",
+                       message=f"There is no page at {call.request.url.path[:200]}.")
 
 
 def _named(name: str, query: str) -> bool:
@@ -184,8 +200,7 @@ def iteration(call: Call) -> Response:
 
 def try_it(call: Call) -> Response:
     view = _flywheel(call)
-    versions = sorted(view.observed.versions, key=lambda v: int(v[1:]) if v[1:].isdigit()
-                      else 0, reverse=True)
+    versions = sorted(view.observed.versions, key=version_number, reverse=True)
     text = call.field("text")
     chosen = call.field("version") if call.field("version") in versions else ""
     result: list[tuple[str, float, bool]] | None = None

@@ -71,7 +71,8 @@ def status_pill(status: str, title: str = "") -> Pill:
 @dataclass(frozen=True)
 class FlywheelRow:
     name: str
-    href: str
+    #: None for a spec file that does not load and names no flywheel (its message says why).
+    href: str | None
     model_type: str
     status: Pill
     active_version: str | None
@@ -123,6 +124,14 @@ def sync(view: FlywheelView, uncommitted: frozenset[str] | None) -> Pill:
     return Pill("Synced", "good", "the records answer the committed spec and data")
 
 
+def _href_of(view: FlywheelView) -> str | None:
+    """A flywheel's page; a spec that does not load has one only when it names its flywheel
+    (that page shows the error), not when it is listed under its file's path."""
+    if view.spec_file is None and (view.error is None or view.error.flywheel != view.name):
+        return None
+    return flywheel_href(view.name)
+
+
 def active_f1(observed: Observed, version: str | None) -> str:
     measured = observed.measured(version)
     return figure(measured[0]) if measured else ""
@@ -133,7 +142,7 @@ def flywheel_row(view: FlywheelView, props: dict[str, Any],
     latest = view.observed.latest
     active = view.active_model
     return FlywheelRow(
-        name=view.name, href=flywheel_href(view.name), model_type=model_type(view),
+        name=view.name, href=_href_of(view), model_type=model_type(view),
         status=status_pill(str(props.get("Status", "FAILED")), str(props.get("Message", ""))),
         active_version=active, active_f1=active_f1(view.observed, active),
         latest_id=latest.flywheel_iteration_id if latest else None,
