@@ -318,7 +318,7 @@ def test_every_row_link_on_the_list_is_a_console_page(server: ApiServer, session
     broken = page(server, "/?q=evil", session)
     assert row_count(broken) == 1 and not table_rows(broken)  # its path is no flywheel's page
     assert 'class="row-error"' in broken.text  # the load error is shown on the row instead
-    for href in table_rows(page(server, "/", session)) + ["/no/such/page"]:
+    for href in [*table_rows(page(server, "/", session)), "/no/such/page"]:
         answer = page(server, href, session)
         assert answer.headers["content-type"].startswith("text/html"), href
         assert "x-frame-options" in answer.headers, href
