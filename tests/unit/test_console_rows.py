@@ -23,7 +23,7 @@ from reconciler.core.state import (
 from reconciler.errors import SpecError
 from reconciler.server.console import rows
 
-BROKEN = SpecError("name: not a name", file="specs/fw.yaml", line=2)
+BROKEN = SpecError("name: not a name", file="specs/fw.yaml", line=2, flywheel="fw")
 
 
 @pytest.mark.parametrize(("value", "shown"), [
@@ -237,9 +237,14 @@ def test_flywheel_row_of_a_view_without_a_spec() -> None:
 
 
 def test_flywheel_row_without_iterations_or_status() -> None:
-    view = FlywheelView("a b", None, Observed(), None, BROKEN)
+    named = SpecError("name: not a name", file="specs/a.yaml", line=2, flywheel="a b")
+    view = FlywheelView("a b", None, Observed(), None, named)
+    assert rows.flywheel_row(view, {}, None).href == "/flywheels/a%20b"
+    # a spec listed under its file's path (it names no flywheel) has no page to link to
+    nameless = SpecError("not valid YAML", file="specs/a.yaml", line=1)
+    view = FlywheelView("specs/a.yaml", None, Observed(), None, nameless)
     row = rows.flywheel_row(view, {}, None)
-    assert row.href == "/flywheels/a%20b"
+    assert row.href is None and row.message == "specs/a.yaml:1: not valid YAML"
     assert row.status.text == "FAILED" and row.status.tone == "bad"
     assert row.active_version is None and row.active_f1 == ""
     assert row.latest_id is None and row.latest_href is None and row.latest_status is None
