@@ -67,11 +67,15 @@ class FlywheelError(Exception):
         self.unlisted = 0
 
     def __str__(self) -> str:
+        return f"{self.alone()}{self._summary()}"
+
+    def alone(self) -> str:
+        """This problem's line without the count of the others (a list shows them itself)."""
         where = ""
         if self.file:
             where = self.file + (f":{self.line}" if self.line else "") + ": "
         field = f"{self.field}: " if self.field else ""
-        return f"{where}{field}{self.message}{self._summary()}"
+        return f"{where}{field}{self.message}"
 
     def _summary(self) -> str:
         count = len(self.others) + self.unlisted
@@ -88,7 +92,14 @@ class FlywheelError(Exception):
     def lines(self) -> list[str]:
         """Every problem as its own one-line error: this one first (with the count), then the
         others, then ``… and N more`` when some were counted but not kept."""
-        lines = [str(self), *(str(e) for e in self.others)]
+        return [str(self), *self._rest()]
+
+    def listed(self) -> list[str]:
+        """:meth:`lines` for a list that counts its items itself: no count on the first."""
+        return [self.alone(), *self._rest()]
+
+    def _rest(self) -> list[str]:
+        lines = [str(e) for e in self.others]
         if self.unlisted:
             plural = "s" if self.unlisted > 1 else ""
             lines.append((f"{self.file}: " if self.file else "")

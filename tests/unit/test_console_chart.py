@@ -51,7 +51,9 @@ def test_a_sample_is_well_formed_with_both_series_and_its_marks() -> None:
     assert len(_with_class(root, "circle", "trained")) == 5
     assert len(_with_class(root, "rect", "active")) == 6
     assert len(_with_class(root, "text", "star")) == 2
-    assert [t.text for t in _with_class(root, "text", "version")] == ["v1", "v3"]
+    # few points: every trained point is named (its star says whether it was promoted)
+    assert [t.text for t in _with_class(root, "text", "version")] == ["v1", "v2", "v3", "v5",
+                                                                      "v6"]
     rings = _with_class(root, "circle", "ring")
     assert len(rings) == 1
     third = _with_class(root, "circle", "trained")[2]
@@ -212,3 +214,19 @@ def test_y_tick_labels_have_two_decimals() -> None:
 ])
 def test_short_iteration(iteration_id: str, expected: str) -> None:
     assert short_iteration(iteration_id) == expected
+
+
+def test_many_points_name_only_the_promoted_and_the_active_version() -> None:
+    points = [Point(f"202612{day:02d}T101500Z", f"v{day}", 0.5 + day / 100, None, None,
+                    promoted=day in (3, 9)) for day in range(1, 21)]
+    root = ET.fromstring(f1_chart(points, active_now="v12", title="t"))
+    assert [t.text for t in _with_class(root, "text", "version")] == ["v3", "v9", "v12"]
+
+
+def test_a_page_with_its_own_heading_draws_no_title_in_the_image() -> None:
+    points = [Point("20261201T101500Z", "v1", 0.8, None, None, promoted=True)]
+    with_heading = ET.fromstring(f1_chart(points, active_now="v1", title="T"))
+    without = ET.fromstring(f1_chart(points, active_now="v1", title="T", heading=False))
+    assert len(_with_class(with_heading, "text", "chart-title")) == 1
+    assert not _with_class(without, "text", "chart-title")
+    assert without.find("{http://www.w3.org/2000/svg}title") is not None  # still named

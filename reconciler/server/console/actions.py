@@ -57,7 +57,7 @@ def create_dataset(call: Call) -> Response:
     except AwsError as exc:
         return pages.datasets(call, errors=[exc.message], status=400, entered=entered)
     except FlywheelError as exc:
-        return pages.datasets(call, errors=exc.lines(), status=400, entered=entered)
+        return pages.datasets(call, errors=exc.listed(), status=400, entered=entered)
     return _back(f"{rows.flywheel_href(name)}/datasets", done="dataset", dataset=dataset.name,
                  documents=str(documents), commit=(declared.commit or "")[:12])
 

@@ -46,6 +46,14 @@ def _n(value: float) -> str:
     return f"{value:.1f}"
 
 
+#: Narrower than this (a phone), a chart labels at most NARROW_X_LABELS ticks.
+NARROW = 520
+NARROW_X_LABELS = 3
+LEGEND_ROW = 18.0
+#: Up to this many points, every trained point is labelled with its version.
+LABEL_ALL_UP_TO = 12
+
+
 def short_iteration(iteration_id: str, *, seconds: bool = False) -> str:
     """``20261201T101500Z`` -> ``12-01 10:15`` (``12-01 10:15:00`` with ``seconds``); any other
     id is shown as its first 12 characters."""
@@ -65,9 +73,10 @@ def y_range(values: Sequence[float]) -> tuple[float, float]:
     return max(0.0, low), min(1.0, high)
 
 
-def x_label_indexes(count: int) -> list[int]:
-    """At most ~8 labelled ticks: every k-th point back from the newest (always labelled)."""
-    step = max(1, math.ceil(count / MAX_X_LABELS))
+def x_label_indexes(count: int, most: int = MAX_X_LABELS) -> list[int]:
+    """At most ~``most`` labelled ticks: every k-th point back from the newest (always
+    labelled)."""
+    step = max(1, math.ceil(count / most))
     return sorted(range(count - 1, -1, -step))
 
 
@@ -120,8 +129,10 @@ def _path(coords: Sequence[tuple[float, float] | None]) -> str:
     return " ".join(commands)
 
 
-def _legend(x: float, y: float) -> list[str]:
+def _legend(x: float, y: float, right: float) -> list[str]:
+    """The key, on one row, or wrapped onto a second below it when the chart is narrow."""
     out = ['<g class="legend" font-size="12">']
+    start = x
     items = [
         (f'<line x1="0" y1="0" x2="22" y2="0" stroke="{TRAINED}" stroke-width="2"/>'
          f'<circle cx="11.0" cy="0.0" r="3.5" fill="{TRAINED}"/>', "trained"),
@@ -134,19 +145,26 @@ def _legend(x: float, y: float) -> list[str]:
          "active now"),
     ]
     for sample, label in items:
+        wide = 28 + len(label) * 6.5
+        if x + wide > right and x > start:
+            x, y = start, y + LEGEND_ROW
         out.append(f'<g transform="translate({_n(x)} {_n(y)})">{sample}'
                    f'<text x="28" y="4" fill="{INK}">{label}</text></g>')
-        x += 28 + len(label) * 6.5 + 22
+        x += wide + 22
     out.append("</g>")
     return out
 
 
 def f1_chart(points: Sequence[Point], *, active_now: str | None, title: str,
-             width: int = 720, height: int = 300) -> str:
+             heading: bool = True, width: int = 720, height: int = 300) -> str:
     """The F1 of each iteration's trained and then-active version as an ``<svg>…</svg>`` string."""
     if not points:
         return _empty(title, width)
-    left, right, top, bottom = 48.0, width - 16.0, 52.0, height - 58.0
+    # ``heading``: the title drawn in the image too (a page with its own heading says no);
+    # a narrow chart (a phone's) labels fewer ticks and wraps its key onto two rows
+    narrow = width < NARROW
+    left, right, top = 48.0, width - 16.0, 52.0 if heading else 34.0
+    bottom = height - 58.0 - (LEGEND_ROW if narrow else 0.0)
     inset = 34.0  # keeps the first and last x labels inside the plot
     values = [v for p in points for v in (p.trained_f1, p.active_f1) if v is not None]
     low, high = y_range(values)
@@ -160,14 +178,17 @@ def f1_chart(points: Sequence[Point], *, active_now: str | None, title: str,
         return bottom - (value - low) / (high - low) * (bottom - top)
 
     ident = "f1c-" + hashlib.sha256(
-        "\n".join([title, *(p.iteration_id for p in points)]).encode()).hexdigest()[:10]
+        "\n".join([title, str(width), *(p.iteration_id for p in points)]).encode()
+    ).hexdigest()[:10]
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="f1-chart" role="img" '
            f'aria-labelledby="{ident}-title {ident}-desc" viewBox="0 0 {width} {height}" '
            f'width="100%" preserveAspectRatio="xMidYMid meet" {FONT} font-size="12">',
            f'<title id="{ident}-title">{_e(title)}</title>',
-           f'<desc id="{ident}-desc">{_e(_desc(points, active_now))}</desc>',
-           f'<text class="chart-title" x="{_n(left)}" y="20" font-size="13" font-weight="600" '
-           f'fill="{INK}">{_e(title)}</text>', '<g class="grid">']
+           f'<desc id="{ident}-desc">{_e(_desc(points, active_now))}</desc>']
+    if heading:
+        out.append(f'<text class="chart-title" x="{_n(left)}" y="20" font-size="13" '
+                   f'font-weight="600" fill="{INK}">{_e(title)}</text>')
+    out.append('<g class="grid">')
     steps = round((high - low) * 20)
     step = 1 if steps <= 6 else 2 if steps <= 12 else 4
     for k in range(0, steps + 1, step):
@@ -179,7 +200,7 @@ def f1_chart(points: Sequence[Point], *, active_now: str | None, title: str,
     out.append("</g>")
     out.append(f'<g class="x-axis" font-size="11"><line x1="{_n(left)}" y1="{_n(bottom)}" '
                f'x2="{_n(right)}" y2="{_n(bottom)}" stroke="{INK}" stroke-width="1"/>')
-    ticks = x_label_indexes(len(points))
+    ticks = x_label_indexes(len(points), NARROW_X_LABELS if narrow else MAX_X_LABELS)
     # iterations within one minute of each other (a replay, a script) would share a label
     minutes = [short_iteration(points[i].iteration_id) for i in ticks]
     seconds = len(set(minutes)) < len(minutes)
@@ -226,19 +247,24 @@ def f1_chart(points: Sequence[Point], *, active_now: str | None, title: str,
                   "</title></circle>")
         href = _safe_href(p.href)
         out.append(marker if href is None else f'<a href="{_e(href)}">{marker}</a>')
-        if p.promoted:
+        # every version is named while there is room (people pick one to make active);
+        # past that, the promoted ones and the one active now
+        if p.promoted or i == ring_at or len(points) <= LABEL_ALL_UP_TO:
             near = [lift for j, lift in label_levels.items() if abs(x_of(j) - x) < 30]
             lift = 12.0 if near and near[-1] == 0.0 else 0.0
             label_levels[i] = lift
             label = p.trained_version or "no version"  # in full in the point's <title>
             label = label if len(label) <= 14 else label[:13] + "…"
-            out.append(f'<text class="star" x="{_n(x)}" y="{_n(y - 11)}" text-anchor="middle" '
-                       f'font-size="13" fill="{INK}" aria-hidden="true">★</text>'
-                       f'<text class="version" x="{_n(x)}" y="{_n(y - 24 - lift)}" '
+            if p.promoted:
+                out.append(f'<text class="star" x="{_n(x)}" y="{_n(y - 11)}" '
+                           f'text-anchor="middle" font-size="13" fill="{INK}" '
+                           'aria-hidden="true">★</text>')
+            out.append(f'<text class="version" x="{_n(x)}" '
+                       f'y="{_n(y - (24 if p.promoted else 12) - lift)}" '
                        f'text-anchor="middle" font-size="11" font-weight="600" fill="{TRAINED}" '
                        f'stroke="#ffffff" stroke-width="3" paint-order="stroke">'
                        f"{_e(label)}</text>")
     out.append("</g>")
-    out.extend(_legend(left, height - 14))
+    out.extend(_legend(left, height - 14 - (LEGEND_ROW if narrow else 0.0), right))
     out.append("</svg>")
     return "".join(out)

@@ -142,10 +142,19 @@ def _panels(call: Call, view: FlywheelView) -> dict[str, object]:
         "requested": requested,
         "iterations": rows.iteration_rows(view, requested),
         "promotions": rows.promotion_rows(view),
-        "chart": svg(f1_chart(rows.chart_points(view), active_now=view.active_model,
-                              title=f"{view.name}: F1 across iterations")),
+        "chart": _charts(view),
         "since": rows.when,
     }
+
+
+def _charts(view: FlywheelView) -> dict[str, Markup]:
+    """The F1 chart for a wide screen and for a phone's (the stylesheet shows one)."""
+    points = rows.chart_points(view)
+    title = f"{view.name}: F1 across iterations"
+    return {"wide": svg(f1_chart(points, active_now=view.active_model, title=title,
+                                 heading=False, height=270)),
+            "narrow": svg(f1_chart(points, active_now=view.active_model, title=title,
+                                   heading=False, width=400, height=300))}
 
 
 NOTICES = {"pinned": "Version {version} is the active model now: the pin is committed to the "

@@ -36,6 +36,18 @@ def when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def took(start: float | None, end: float | None) -> str:
+    """How long something ran, as people say it: ``42 s``, ``3 min 05 s``, ``2 h 10 min``."""
+    if start is None or end is None or end < start:
+        return ""
+    seconds = round(end - start)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
 def figure(value: float | None) -> str:
     return "" if value is None or math.isnan(value) else f"{value:.4f}"
 
@@ -178,6 +190,7 @@ class IterationRow:
     status: Pill
     started: str
     ended: str
+    took: str
     message: str
     evaluated: ModelCell
     trained: ModelCell
@@ -193,7 +206,7 @@ def iteration_rows(view: FlywheelView, requested: str | None) -> list[IterationR
     rows = []
     if requested is not None and not any(r.flywheel_iteration_id == requested
                                          for r in observed.iterations):
-        rows.append(IterationRow(requested, None, Pill("REQUESTED", "busy"), "", "",
+        rows.append(IterationRow(requested, None, Pill("REQUESTED", "busy"), "", "", "",
                                  "Waiting for the reconciler to start this iteration.",
                                  model_cell(None, None), model_cell(None, None), False, False))
     for record in reversed(observed.iterations):
@@ -202,7 +215,8 @@ def iteration_rows(view: FlywheelView, requested: str | None) -> list[IterationR
             id=record.flywheel_iteration_id,
             href=iteration_href(view.name, record.flywheel_iteration_id),
             status=status_pill(record.status.value), started=when(record.creation_time),
-            ended=when(record.end_time), message=record.message,
+            ended=when(record.end_time), took=took(record.creation_time, record.end_time),
+            message=record.message,
             evaluated=model_cell(record.evaluated_model_version, record.evaluated_model_metrics),
             trained=model_cell(trained, record.trained_model_metrics),
             promoted=bool(record.decision and record.decision.promote),
