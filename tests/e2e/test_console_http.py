@@ -417,8 +417,9 @@ def test_run_flywheel_without_new_data_is_refused(server: ApiServer, session: st
     body, headers = form({"csrf": token})
     answer = call(server.port, "POST", "/flywheels/sections/run", body=body, headers=headers,
                   cookie=session)
-    assert answer.status == 400
+    assert answer.status == 409  # refused on the flywheel's own page, saying why
     assert answer.headers["content-type"].startswith("text/html")
+    assert 'data-testid="problem"' in answer.text and 'data-testid="run-flywheel"' in answer.text
     assert "no new data since iteration" in answer.text
     assert commits(server.root) == before
     assert git(server.root, "status", "--porcelain") == status

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from reconciler.api import declaring
 from reconciler.core.arns import flywheel_arn, model_arn
-from reconciler.errors import FlywheelError
+from reconciler.errors import FlywheelError, NotFoundError
 from reconciler.server.console import pages, rows
 from reconciler.server.console.web import Call, redirect, set_session
 from reconciler.server.operations.datasets import new_dataset
@@ -34,8 +34,18 @@ def make_active(call: Call) -> Response:
 
 
 def run_flywheel(call: Call) -> Response:
+    """Refused (one at a time, no new data…) on the flywheel's own page, saying why."""
     name = call.params["name"]
-    answer = start_flywheel_iteration(call.ctx, {"FlywheelArn": flywheel_arn(name)})
+    try:
+        answer = start_flywheel_iteration(call.ctx, {"FlywheelArn": flywheel_arn(name)})
+    except AwsError as exc:
+        if exc.code == "ResourceNotFoundException":
+            raise
+        return pages.flywheel(call, problem=exc.message, status=409)
+    except FlywheelError as exc:
+        if isinstance(exc, NotFoundError):
+            raise
+        return pages.flywheel(call, problem=str(exc), status=409)
     return _back(rows.flywheel_href(name), done="started",
                  iteration=answer["FlywheelIterationId"])
 
@@ -73,14 +83,14 @@ def _return_to(call: Call, default: str) -> str:
 
 def login_page(call: Call) -> Response:
     return call.render("login.html", title="Sign in", next=_next(call.arg("next")),
-                       problem=None)
+                       problem=None, key_id="")
 
 
 def login(call: Call) -> Response:
-    session = call.guard.sign_in(call.field("access_key_id").strip(),
-                                 call.field("secret_access_key"))
+    key_id = call.field("access_key_id").strip()
+    session = call.guard.sign_in(key_id, call.field("secret_access_key"))
     if session is None:
-        return call.render("login.html", status=401, title="Sign in",
+        return call.render("login.html", status=401, title="Sign in", key_id=key_id[:128],
                            next=_next(call.field("next")),
                            problem="That access key id and secret access key do not match "
                                    "the server's credentials.")

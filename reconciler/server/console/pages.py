@@ -101,12 +101,13 @@ def _flywheel(call: Call) -> FlywheelView:
     return api.describe_flywheel(call.ctx.repo, call.params["name"])
 
 
-def flywheel(call: Call) -> Response:
+def flywheel(call: Call, *, problem: str | None = None, status: int = 200) -> Response:
     view = _flywheel(call)
     fragments, state, _busy = _live_parts(call, view)
-    return call.render("flywheel.html", title=view.name, tab="iterations", view=view,
-                       href=rows.flywheel_href(view.name), fragments=fragments, state=state,
-                       notice=_notice(call))
+    return call.render("flywheel.html", status=status, title=view.name, tab="iterations",
+                       view=view, href=rows.flywheel_href(view.name), fragments=fragments,
+                       state=state, notice=None if problem else _notice(call),
+                       problem=problem)
 
 
 def live(call: Call) -> Response:
@@ -212,6 +213,8 @@ def try_it(call: Call) -> Response:
     versions = sorted(view.observed.versions, key=version_number, reverse=True)
     text = call.field("text")
     chosen = call.field("version") if call.field("version") in versions else ""
+    if not chosen and view.active_model is None and versions:
+        chosen = versions[0]  # nothing is active: the newest version, rather than a refusal
     result: list[tuple[str, float, bool]] | None = None
     used, problem = None, None
     if call.form is not None:

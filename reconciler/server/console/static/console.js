@@ -22,6 +22,9 @@
               if (target && !focused) { target.innerHTML = data.fragments[name]; }
             });
             root.setAttribute("data-state", state);
+            if (!data.busy) {  // "iteration asked for" and the like: done with now
+              document.querySelectorAll("[data-transient]").forEach(function (el) { el.remove(); });
+            }
           }
           schedule(data.busy ? 1500 : 5000);
         })
