@@ -1,4 +1,4 @@
-"""The public API: every use case the faces call (the CLI today; an HTTP API and a console next).
+"""The public API: every use case the faces call (the CLI, the HTTP API and its console).
 
 Each function takes a :class:`Repository`, the handle of one flywheel repository that owns its
 root, its lake, its dataset-hash cache and a cache of loaded models, and guards them with one

@@ -1,4 +1,4 @@
-"""Use cases that change desired state (the HTTP API's writes; a console's next): each one is
+"""Use cases that change desired state (the HTTP API's writes and its console's): each one is
 a git commit in the repository (:mod:`reconciler.gitops.declare`), and the reconciler acts on
 it as on any other commit. None of them runs an iteration.
 
