@@ -6,7 +6,6 @@ configured, so nothing is ever served unauthenticated beyond this machine.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 import time
@@ -18,7 +17,7 @@ from typing import Any
 from reconciler.api.declaring import SourcePolicy
 from reconciler.api.repository import Repository
 from reconciler.errors import FlywheelError
-from reconciler.server import DEFAULT_PORT
+from reconciler.server import DEFAULT_PORT, is_loopback
 from reconciler.server.app import Log, create_app
 from reconciler.server.context import Context
 from reconciler.server.sigv4 import Verifier, load_credentials
@@ -32,15 +31,6 @@ class ServeOptions:
     #: Folders CreateDataset may read local files from (relative to the repository).
     local_folders: tuple[Path, ...] | None = None
     max_skew: float = 300.0
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def build(repo: Repository, options: ServeOptions, log: Log) -> tuple[Any, Verifier | None]:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from reconciler.server import is_loopback
 
 COOKIE = "flywheel_session"
 ANONYMOUS = "-"
@@ -123,13 +124,7 @@ def loopback_host(host_header: str | None) -> bool:
     """Whether a ``Host`` header names this machine by a loopback address or ``localhost``."""
     if not host_header:
         return False
-    host = urlsplit(f"//{host_header}").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(urlsplit(f"//{host_header}").hostname or "")
 
 
 def same_origin(origin: str | None, host_header: str | None) -> bool:
