@@ -1,9 +1,12 @@
-"""A flywheel's conditions (Ready, Reconciling, Stalled), derived from what the planner says.
+"""A flywheel's conditions (Ready, Reconciling, Stalled, Degraded), derived from what the planner
+says and what the records show.
 
 Derived, not stored (a departure from Flux, which stores them in status): a flywheel whose spec
 or data is bad gets its conditions from the error, with nothing written; one whose plan has work
-pending is Reconciling. The first condition is always ``Ready``, and its message is the
-flywheel's one-line message everywhere (``list``, Comprehend's ``Message``).
+pending is Reconciling; one whose active version has fallen below its F1 at promotion is
+Degraded (:mod:`reconciler.core.degradation`). The first condition is always ``Ready``, and its
+message is the flywheel's one-line message everywhere (``list``, Comprehend's ``Message``): a
+degraded flywheel's says so too, so the message stays true.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from reconciler.core.actions import Iterate, Plan
+from reconciler.core.degradation import degradation
 from reconciler.core.policy import inactive_reason
 from reconciler.core.spec import Promotion
 from reconciler.core.state import Observed
@@ -22,6 +26,7 @@ class ConditionType(StrEnum):
     READY = "Ready"
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
+    DEGRADED = "Degraded"
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,19 @@ class Condition:
 def conditions(error: FlywheelError | None, plan: Plan | None, observed: Observed, *,
                declared: bool, promotion: Promotion | None) -> list[Condition]:
     """``declared``: the spec loaded (so ``promotion`` is the spec's policy, None for manual)."""
-    ready, reconciling, stalled = ConditionType
+    found = _conditions(error, plan, observed, declared=declared, promotion=promotion)
+    degraded = degradation(observed, promotion) if declared and error is None else None
+    if degraded is None:
+        return found
+    first = found[0]
+    return [Condition(first.type, first.status, first.reason,
+                      f"{first.message}; Degraded: {degraded.message}"), *found[1:],
+            Condition(ConditionType.DEGRADED, True, degraded.reason, degraded.message)]
+
+
+def _conditions(error: FlywheelError | None, plan: Plan | None, observed: Observed, *,
+                declared: bool, promotion: Promotion | None) -> list[Condition]:
+    ready, reconciling, stalled, _degraded = ConditionType
     if error is not None:
         return [Condition(ready, False, "Stalled", str(error)),
                 Condition(stalled, True, error.kind, str(error))]

@@ -238,16 +238,34 @@ Recipe = Annotated[
 ]
 
 
+class Webhook(SpecModel):
+    """Where a Degraded flywheel is announced: an HTTP POST of a JSON body, retried."""
+
+    url: Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")]
+    timeout_seconds: float = Field(default=5.0, gt=0.0, le=60.0)
+    retries: int = Field(default=3, ge=0, le=10)
+
+
+class DegradationAlarm(SpecModel):
+    """The degradation alarm (:mod:`reconciler.core.degradation`): ``maxDrop`` is how far the
+    active version's F1 may fall below its F1 at promotion; falling below ``minF1`` counts too."""
+
+    max_drop: float | None = Field(default=None, ge=0.0, le=1.0)
+    webhook: Webhook | None = None
+
+
 class Promotion(SpecModel):
     """The F1-threshold policy: promote a new version when it is good enough and better enough.
 
     ``writeBack``: a policy promotion also rewrites the spec's ``activeModel`` line (marked
     ``# flywheel:policy``) and commits it, so git says which version is active.
+    ``degradation``: the alarm on the active version's F1 from its promotion onwards.
     """
 
     min_f1: float = Field(default=0.0, ge=0.0, le=1.0)
     min_improvement: float = Field(default=0.0, ge=-1.0, le=1.0)
     write_back: bool = False
+    degradation: DegradationAlarm | None = None
 
 
 RoleArn = Annotated[str, Field(min_length=20, max_length=2048,

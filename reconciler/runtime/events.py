@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from reconciler.core.actions import Plan
+from reconciler.core.degradation import Degradation, LabelDrop
 from reconciler.core.state import IterationRecord, PromotionRecord
 from reconciler.errors import FlywheelError
 
@@ -62,13 +63,33 @@ class WroteBack:
 
 
 @dataclass(frozen=True)
+class Degraded:
+    """An iteration showed the active version fallen below its F1 at promotion (or minF1)."""
+
+    flywheel: str
+    degradation: Degradation
+    #: Labels whose F1 fell, largest fall first (empty when the evaluations are not kept).
+    drops: tuple[LabelDrop, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """A degraded flywheel is not any more: another version is active, or the figure is back."""
+
+    flywheel: str
+    version: str | None
+    iteration: str | None
+    how: str
+
+
+@dataclass(frozen=True)
 class Failed:
     flywheel: str | None
     error: FlywheelError
 
 
 Event = (Planned | IterationStarted | StageStarted | IterationFinished | Promoted | WroteBack
-         | Failed)
+         | Degraded | Recovered | Failed)
 Reporter = Callable[[Event], None]
 
 

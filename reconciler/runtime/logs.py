@@ -19,12 +19,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler.runtime.events import (
+    Degraded,
     Event,
     Failed,
     IterationFinished,
     IterationStarted,
     Planned,
     Promoted,
+    Recovered,
     StageStarted,
     WroteBack,
 )
@@ -142,6 +144,17 @@ def event_fields(event: Event) -> dict[str, Any] | None:
                 "previous": event.previous or "none", "file": event.spec_file,
                 "commit": (event.commit or "not committed")[:12],
                 **({"pushed": event.pushed} if event.pushed else {})}
+    if isinstance(event, Degraded):
+        d = event.degradation
+        return {"event": "degraded", "flywheel": event.flywheel, "version": d.version,
+                "f1": _rounded(d.f1_now), "f1_at_promotion": _rounded(d.f1_at_promotion),
+                "iteration": d.iteration, "rule": d.rule, "threshold": d.threshold,
+                **({"labels": ", ".join(f"{x.label} -{x.drop:.4f}" for x in event.drops[:3])}
+                   if event.drops else {})}
+    if isinstance(event, Recovered):
+        return {"event": "recovered", "flywheel": event.flywheel,
+                "version": event.version or "none", "how": event.how,
+                **({"iteration": event.iteration} if event.iteration else {})}
     assert isinstance(event, Failed)  # the last kind of event
     return {"event": "error", "flywheel": event.flywheel or "-", "error": str(event.error),
             "kind": event.error.kind}

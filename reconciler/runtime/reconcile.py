@@ -35,7 +35,8 @@ from reconciler.errors import (
     TransientError,
     refused_operation,
 )
-from reconciler.runtime import actions
+from reconciler.runtime import actions, alerts
+from reconciler.runtime.alerts import Announcer
 from reconciler.runtime.events import Event, Failed, Planned, Promoted, Reporter, ignore
 from reconciler.runtime.executor import DvcExecutor, IterationExecutor
 from reconciler.runtime.recovery import recover
@@ -129,13 +130,15 @@ class Context:
     gitops: GitOps
     lineage: Lineage
     executor: IterationExecutor
+    #: Who posts the alarm's webhooks (in the background, outliving the reconcile).
+    announcer: Announcer = field(default_factory=lambda: alerts.ANNOUNCER)
 
 
 def reconcile(root: Path, *, report: Reporter = ignore, only: set[str] | None = None,
               clock: Callable[[], float] = time.time, stop: StopRequest = NEVER,
               gitops: GitOps | None = None, executor: IterationExecutor | None = None,
-              lake: LakeStore | None = None,
-              cache: HashCache | None = None) -> ReconcileResult:
+              lake: LakeStore | None = None, cache: HashCache | None = None,
+              announcer: Announcer | None = None) -> ReconcileResult:
     """Bring every flywheel (or those named in ``only``) to its spec's desired state.
 
     Once ``stop`` is raised no new work starts: the flywheels not reached yet are reported as
@@ -143,11 +146,13 @@ def reconcile(root: Path, *, report: Reporter = ignore, only: set[str] | None = 
     write-backs reach git; ``executor`` runs iterations' pipelines (default:
     :class:`~reconciler.runtime.executor.DvcExecutor`); ``lake`` holds the records (default:
     :class:`~reconciler.adapters.lake.Lake` on ``root``); ``cache`` the dataset hashes (default:
-    the repository's hash cache file, read now).
+    the repository's hash cache file, read now); ``announcer`` posts the degradation alarm's
+    webhooks (default: the process's, :data:`~reconciler.runtime.alerts.ANNOUNCER`).
     """
     root = root.resolve()
     ctx = Context(root, lake if lake is not None else Lake(root), cache or HashCache(root), clock,
-                  report, stop, gitops or GitOps(), Lineage(root), executor or DvcExecutor())
+                  report, stop, gitops or GitOps(), Lineage(root), executor or DvcExecutor(),
+                  announcer or alerts.ANNOUNCER)
     specs, errors = load_specs(root)
     result = ReconcileResult(errors=list(errors))
     for error in errors:
@@ -269,6 +274,7 @@ def _act(ctx: Context, spec_file: SpecFile, outcome: FlywheelResult) -> None:
     outcome.plan = current
     ctx.report(Planned(name, current))
     pending, done = current.actions, set[type]()
+    before = inputs.observed.copy()  # the actions update the status they are given in place
     for round_ in range(1, MAX_ROUNDS + 1):
         target = actions.Target(spec_file, status, source, inputs)
         for action in pending:
@@ -281,6 +287,21 @@ def _act(ctx: Context, spec_file: SpecFile, outcome: FlywheelResult) -> None:
         # The data files are as planned (an action never writes them): only the lake changed.
         inputs = replace(inputs, observed=ctx.lake.observe(name))
         pending = tuple(a for a in plan_for(inputs, now).actions if type(a) not in done)
+    if done:
+        _alarm(ctx, spec_file, before)
+
+
+def _alarm(ctx: Context, spec_file: SpecFile, before: Observed) -> None:
+    """Report the alarm's transition, if the actions made one, and post the spec's webhook."""
+    spec = spec_file.spec
+    event = alerts.transition(ctx.lake, spec, before, ctx.lake.observe(spec.name))
+    if event is None:
+        return
+    ctx.report(event)
+    hook = spec.promotion.degradation.webhook if spec.promotion and \
+        spec.promotion.degradation else None
+    if hook is not None:
+        ctx.announcer.announce(hook, alerts.payload(event, ctx.clock))
 
 
 def _spec_unchanged(root: Path, spec_file: SpecFile) -> bool:
