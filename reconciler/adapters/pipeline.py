@@ -35,7 +35,7 @@ from reconciler.adapters.files import (
     write_if_changed,
 )
 from reconciler.core.layout import PIPELINES_DIR, STAGE_LAUNCHER, Workspace
-from reconciler.core.spec import FlywheelSpec
+from reconciler.core.spec import DatasetType, FlywheelSpec
 from reconciler.core.state import ModelVersionRecord
 from reconciler.errors import StateError
 
@@ -144,6 +144,12 @@ def params(spec: FlywheelSpec, active: ModelVersionRecord | None) -> dict[str, A
             "mode": active.mode.value,
             "labels": active.labels,
         },
+        # What the prepare stage measures data drift against: the active version's TRAIN data.
+        "driftReference": None if active is None else {
+            "version": active.version,
+            "datasets": [{"name": d.name, "path": d.path, "md5": d.md5}
+                         for d in active.datasets if d.type is DatasetType.TRAIN],
+        },
     }
 
 
@@ -177,8 +183,10 @@ def dvc_yaml(spec: FlywheelSpec, active: ModelVersionRecord | None) -> dict[str,
             "prepare": stage(
                 "prepare",
                 sorted(d.path for d in spec.datasets),
-                ["spec.task", "spec.datasets", "spec.recipe.holdoutFraction"],
-                [uncached(ws.train_data), uncached(ws.test_data), committed(ws.prepare_summary)],
+                ["spec.task", "spec.datasets", "spec.recipe.holdoutFraction",
+                 "spec.recipe.features.lowercase", "driftReference"],
+                [uncached(ws.train_data), uncached(ws.test_data), committed(ws.prepare_summary),
+                 committed(ws.drift)],
             ),
             "train": stage(
                 "train", [str(ws.train_data), str(ws.test_data)], ["spec.task", "spec.recipe"],

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from reconciler.cli.render import f1
+from reconciler.core.drift import psi_reading
 from reconciler.core.responses import reconcile_counts
 from reconciler.core.state import IterationRecord, Observed, version_number
 
@@ -105,7 +106,39 @@ def iteration_lines(detail: IterationDetail) -> list[str]:
     calibration = calibration_text(record, detail.trained, detail.active)
     if calibration:
         lines.append(f"  calibration: {calibration}")
+    lines.extend(drift_lines(record))
     return lines
+
+
+def drift_lines(record: IterationRecord) -> list[str]:
+    """The "Data drift" block: each new dataset against the active model's training data."""
+    drift = record.drift
+    if drift is None:
+        why = ("no active model to compare with" if record.evaluated_model_version is None
+               else "not measured")
+        return [f"  data drift: {why}"]
+    ref = drift.reference
+    capped = ", vocabulary capped" if ref.vocabulary_capped else ""
+    lines = [f"  Data drift against {ref.version}'s training data ({ref.documents} documents, "
+             f"mean length {_figure(ref.mean_length, '.0f')} chars{capped}):"]
+    rows = list(drift.datasets.items())
+    if drift.new_train_data is not None and len(rows) != 1:
+        rows.append(("all new TRAIN data", drift.new_train_data))
+    if not rows:
+        lines.append("    no new dataset to measure")
+    for name, figures in rows:
+        ratio = (f" (ratio {figures.length_ratio:.2f})" if figures.length_ratio is not None else "")
+        lines.append(
+            f"    {escape(name)}: label PSI {_figure(figures.label_psi, '.3f')} "
+            f"({psi_reading(figures.label_psi)}), unseen tokens "
+            f"{_figure(figures.oov_share, '.1%')}, mean length "
+            f"{_figure(figures.mean_length, '.0f')} vs {_figure(ref.mean_length, '.0f')} chars"
+            f"{ratio}; {figures.documents} documents")
+    return lines
+
+
+def _figure(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
 
 
 def calibration_text(record: IterationRecord, trained: dict[str, Any] | None,

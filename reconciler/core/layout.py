@@ -131,6 +131,11 @@ class Workspace:
         return self.out / "prepare.json"
 
     @property
+    def drift(self) -> PurePosixPath:
+        """The prepare stage's data drift of the new datasets (:mod:`reconciler.core.drift`)."""
+        return self.out / "drift.json"
+
+    @property
     def model(self) -> PurePosixPath:
         return self.out / f"model{MODEL_SUFFIX}"
 

@@ -109,6 +109,39 @@ class Decision(_Record):
     min_improvement: float | None = None
 
 
+class DatasetDrift(_Record):
+    """How one new dataset (or all new TRAIN data together) differs from the active model's
+    training data (:mod:`reconciler.core.drift`): label PSI, unseen-token share, lengths in
+    characters; a figure that could not be computed is None."""
+
+    label_psi: float | None = None
+    oov_share: float | None = None
+    mean_length: float | None = None
+    median_length: float | None = None
+    length_ratio: float | None = None
+    documents: int = 0
+
+
+class DriftReference(_Record):
+    """The data drift is measured against: the active version's TRAIN datasets."""
+
+    version: str
+    documents: int = 0
+    vocabulary: int = 0  # distinct tokens kept
+    vocabulary_capped: bool = False  # past the cap: unseen-token shares are upper bounds
+    mean_length: float | None = None
+    median_length: float | None = None
+
+
+class DataDrift(_Record):
+    """An iteration's data drift: each new dataset (by name), and all new TRAIN data together
+    (the TRAIN datasets the reference version was not trained on)."""
+
+    reference: DriftReference
+    datasets: dict[str, DatasetDrift] = Field(default_factory=dict)
+    new_train_data: DatasetDrift | None = None
+
+
 class IterationRecord(_Record):
     flywheel_name: str
     flywheel_iteration_id: str
@@ -141,6 +174,9 @@ class IterationRecord(_Record):
     duration_seconds: float | None = None
     source_revision: SourceRevision | None = None
     iteration_request: str | None = None  # the `flywheel iterate` request it answered
+    #: The new datasets measured against the active model's training data (None: nothing was
+    #: measured, e.g. no active model yet, or a record from before drift was measured).
+    drift: DataDrift | None = None
 
     @property
     def trained_f1(self) -> float | None:

@@ -20,8 +20,10 @@ from typing import Any
 from urllib.parse import quote
 
 from reconciler.adapters.lake import Lake
+from reconciler.core.drift import psi_reading
 from reconciler.core.state import (
     METRIC_NAMES,
+    DatasetDrift,
     IterationRecord,
     IterationStatus,
     ModelMetrics,
@@ -225,9 +227,21 @@ def iteration_facts(record: IterationRecord) -> str:
         lines.append("- Active (evaluated): none yet")
     if trained is not None and active is not None:
         lines.append(f"- F1 difference (trained - active): **{difference(trained, active)}**")
+    if record.drift is not None:
+        lines.append(f"- Data drift vs {md_text(record.drift.reference.version)}'s training data: "
+                     + ("; ".join(_drift_text(name, d) for name, d
+                                  in record.drift.datasets.items()) or "no new dataset"))
     if record.status is not IterationStatus.COMPLETED and record.message:
         lines.append(f"- Message: {md_text(record.message)}")
     return "\n".join(lines)
+
+
+def _drift_text(name: str, d: DatasetDrift) -> str:
+    """``d2 label PSI 0.312 (large shift), unseen tokens 4.1%, length ratio 1.05``."""
+    oov = "—" if d.oov_share is None else f"{d.oov_share:.1%}"
+    ratio = "—" if d.length_ratio is None else f"{d.length_ratio:.2f}"
+    return (f"{md_text(name)} label PSI {number(d.label_psi)} ({psi_reading(d.label_psi)}), "
+            f"unseen tokens {oov}, length ratio {ratio}")
 
 
 def metrics_table(record: IterationRecord) -> str:

@@ -30,12 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.adapters.dataset_files import DatasetFile
+from reconciler.adapters.files import read_json
 from reconciler.adapters.loader import SpecFile
 from reconciler.adapters.requests import requested_id
 from reconciler.core.actions import Iterate
 from reconciler.core.documents import CorpusSummary
 from reconciler.core.layout import Workspace
 from reconciler.core.state import (
+    DataDrift,
     DatasetRef,
     FlywheelStatus,
     IterationRecord,
@@ -202,6 +204,7 @@ class IterationRun:
             trained = session.train()
             failpoint("iteration:train-reproduced")
             self._check_inputs(trained, session)
+            self.record.drift = self._drift()  # recorded with EVALUATING below
             self.stop.check("the evaluate stage")
             # The version number is claimed (with the model's sha256) in the EVALUATING record,
             # before any model file is written: see Observed.known_versions/released/orphans.
@@ -249,6 +252,28 @@ class IterationRun:
         self.record.number_of_train_documents = trained.number_of_train_documents
         self.record.number_of_test_documents = trained.number_of_test_documents
         self.record.test_source = trained.test_source
+
+    def _drift(self) -> DataDrift | None:
+        """The prepare stage's ``drift.json``, for this iteration's new datasets: only when it
+        was measured against the active version and for the bytes this record names (an
+        executor that leaves no such file here, or a file that is not this iteration's, gives
+        None: drift is a reading, never a reason to fail the iteration)."""
+        if self.active is None:
+            return None
+        try:
+            data = read_json(self.ctx.root / str(self.ws.drift))
+            drift = DataDrift.model_validate(data) if data else None
+        except (OSError, ValueError):
+            return None
+        if drift is None or drift.reference.version != self.active.version:
+            return None
+        md5s = {ref.name: ref.md5 for ref in self.record.datasets}
+        raw = data.get("datasets") or {}
+        drift.datasets = {
+            name: figures for name, figures in drift.datasets.items()
+            if name in self.record.new_datasets and isinstance(raw.get(name), dict)
+            and raw[name].get("md5") == md5s.get(name)}
+        return drift
 
     def _archive(self, version: str, model_file: Path, trained: Trained,
                  evaluated: Evaluated) -> ModelVersionRecord:

@@ -24,6 +24,9 @@ class StageParams:
     spec: FlywheelSpec
     active: dict[str, Any] | None
     root: Path
+    #: ``{version, datasets: [{name, path, md5}]}``: the active version's TRAIN datasets, the
+    #: data the prepare stage measures drift against (None: no active model).
+    drift_reference: dict[str, Any] | None = None
 
     @property
     def workspace(self) -> Workspace:
@@ -37,7 +40,8 @@ def read_params(params_file: str, root: Path | None = None) -> StageParams:
     root = root or Path.cwd()
     data = yaml.safe_load((root / params_file).read_text("utf-8"))
     spec = FlywheelSpec.model_validate({"name": data["flywheel"], **data["spec"]})
-    return StageParams(spec=spec, active=data.get("activeModel"), root=root)
+    return StageParams(spec=spec, active=data.get("activeModel"), root=root,
+                       drift_reference=data.get("driftReference"))
 
 
 def write_jsonl(path: Path, documents: list[Document]) -> None:

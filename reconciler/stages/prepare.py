@@ -9,6 +9,12 @@ and a file that changed fails the iteration, retryably.
 
 Reading the datasets is the stage's work, and it is file work; :func:`summarize` is the part
 that is not: what ``prepare.json`` holds, from the corpus and what was read (no file touched).
+
+The stage also measures data drift (``drift.json``, :func:`measure_drift`): every declared
+dataset the active model version was not trained on (by path and MD5), one at a time and the
+TRAIN ones together, against that version's TRAIN datasets (``driftReference`` in the params),
+streamed from the snapshots (a reference dataset no longer declared is read from the repository
+when its MD5 still matches, and left out otherwise). No active model: ``null``.
 """
 
 from __future__ import annotations
@@ -20,13 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import limits
+from reconciler.adapters.comprehend_csv import iter_dataset
 from reconciler.adapters.corpus import load_corpus
-from reconciler.adapters.dataset_files import resolve_inside
+from reconciler.adapters.dataset_files import file_md5, resolve_inside
 from reconciler.adapters.files import atomic_write_json
+from reconciler.core import drift
 from reconciler.core.documents import Corpus
 from reconciler.core.layout import snapshot_dir
+from reconciler.core.spec import DatasetType, TaskConfig
 from reconciler.errors import DataError
-from reconciler.stages.params import read_params, write_jsonl
+from reconciler.stages.params import StageParams, read_params, write_jsonl
 
 
 def run(params_file: str) -> None:
@@ -38,11 +47,74 @@ def run(params_file: str) -> None:
         read = {dataset.path: _snapshot(params.root, dataset.path, snapshot)
                 for dataset in params.spec.datasets}
         corpus = load_corpus(params.spec, snapshot)
+        drift = measure_drift(params, snapshot, read)
     finally:
         shutil.rmtree(snapshot, ignore_errors=True)
     write_jsonl(params.path(ws.train_data), corpus.train)
     write_jsonl(params.path(ws.test_data), corpus.test)
+    atomic_write_json(params.path(ws.drift), drift)
     atomic_write_json(params.path(ws.prepare_summary), summarize(corpus, read))
+
+
+def measure_drift(params: StageParams, snapshot: Path,
+                  read: Mapping[str, tuple[str, int]]) -> dict[str, Any] | None:
+    """What ``drift.json`` holds (see the module docstring); None without a reference."""
+    reference_of = params.drift_reference
+    if not reference_of:
+        return None
+    spec = params.spec
+    reference = drift.reference_sample(lowercase=spec.recipe.features.lowercase)
+    known: set[tuple[str, str]] = set()
+    for ref in reference_of.get("datasets") or []:
+        path, md5 = str(ref["path"]), str(ref["md5"])
+        known.add((path, md5))
+        source = _reference_file(params.root, snapshot, read, path, md5)
+        if source is not None:
+            _feed(reference, source, path, spec.task)
+    if not reference.documents:
+        return None
+    datasets: dict[str, Any] = {}
+    together = drift.new_sample(reference)
+    for dataset in spec.datasets:
+        md5 = read[dataset.path][0]
+        if (dataset.path, md5) in known:
+            continue
+        sample = drift.new_sample(reference)
+        is_train = dataset.type is DatasetType.TRAIN
+        _feed(sample, snapshot / dataset.path, dataset.path, spec.task,
+              together if is_train else None)
+        datasets[dataset.name] = {**drift.measure(reference, sample), "md5": md5,
+                                  "type": dataset.type.value}
+    return {
+        "reference": drift.describe_reference(reference, str(reference_of["version"])),
+        "datasets": datasets,
+        "newTrainData": drift.measure(reference, together) if together.documents else None,
+    }
+
+
+def _reference_file(root: Path, snapshot: Path, read: Mapping[str, tuple[str, int]],
+                    path: str, md5: str) -> Path | None:
+    """The bytes a reference dataset had: its snapshot, or the repository's file if unchanged."""
+    if path in read:
+        return snapshot / path if read[path][0] == md5 else None
+    try:
+        source = resolve_inside(root, path)
+        return source if source.is_file() and file_md5(source) == md5 else None
+    except (ValueError, OSError):
+        return None
+
+
+def _feed(sample: drift.Sample, path: Path, display: str, task: TaskConfig,
+          also: drift.Sample | None = None) -> None:
+    try:
+        for document in iter_dataset(path, display, task):
+            sample.add(document.labels, document.text)
+            if also is not None:
+                also.add(document.labels, document.text)
+    except DataError:
+        # Only a reference dataset can fail here (the declared ones were read above): one
+        # no longer parsing under the current task (labels changed) counts as far as it read.
+        pass
 
 
 def summarize(corpus: Corpus, datasets: Mapping[str, tuple[str, int]]) -> dict[str, Any]:
