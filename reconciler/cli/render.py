@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from reconciler.api.health import Health
 from reconciler.core.responses import plan_state
 from reconciler.core.state import IterationRecord
 from reconciler.errors import FlywheelError
@@ -119,10 +120,25 @@ def flywheel_table(views: list[FlywheelView]) -> Table:
             latest.status.value if latest else "—",
             (latest.trained_model_version or "—") if latest else "—",
             f1(latest.trained_f1) if latest else "—",
-            "[green]True[/]" if ready.status else "[red]False[/]",
+            ("[green]True[/]" if ready.status else "[red]False[/]")
+            + (" [red]Degraded[/]" if any(c.type.value == "Degraded" and c.status
+                                          for c in v.conditions) else ""),
             ready.message,
         )
     return table
+
+
+def degradation_lines(found: Health) -> list[str]:
+    """``describe``'s Degraded block: the figures, then the labels that broke (rich markup)."""
+    d = found.degradation
+    if d is None:
+        return []
+    lines = [f"[red bold]Degraded[/]: {escape(d.message)}"]
+    if found.drops:
+        lines.append("  labels that fell most (F1 at promotion -> now):")
+        lines += [f"    {escape(x.label)}: {x.before:.4f} -> {x.after:.4f} "
+                  f"([red]-{x.drop:.4f}[/])" for x in found.drops[:10]]
+    return lines
 
 
 def iterations_table(name: str, records: list[IterationRecord]) -> Table:

@@ -18,6 +18,8 @@ from typing import Any, Literal, Protocol
 
 from reconciler.core.actions import Plan
 from reconciler.core.arns import flywheel_arn, model_arn
+from reconciler.core.conditions import Condition
+from reconciler.core.degradation import Degradation, LabelDrop
 from reconciler.core.layout import Workspace
 from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import IterationRecord, ModelMetrics, Observed, PromotionRecord
@@ -239,6 +241,21 @@ def plan_response(views: Iterable[PlanView]) -> dict[str, Any]:
 def validate_response(lines: list[str]) -> dict[str, Any]:
     """``flywheel validate -o json``: one line per problem."""
     return {"Valid": not lines, "Errors": lines}
+
+
+def conditions_json(conditions: Iterable[Condition]) -> list[dict[str, Any]]:
+    """A flywheel's conditions as the project's JSON adds them to Comprehend's shapes
+    (``Type``, ``Status``, ``Reason``, ``Message``; Comprehend has no such member)."""
+    return [{"Type": c.type.value, "Status": c.status, "Reason": c.reason,
+             "Message": c.message} for c in conditions]
+
+
+def degradation_json(found: Degradation, drops: Iterable[LabelDrop]) -> dict[str, Any]:
+    """The degradation alarm's figures (:class:`~reconciler.core.degradation.Degradation`) and
+    the labels that broke, for ``describe -o json``."""
+    return {**pascal_keys(found.to_json()),
+            "Labels": [{"Label": d.label, "F1AtPromotion": d.before, "F1Now": d.after,
+                        "Drop": d.drop} for d in drops]}
 
 
 def list_flywheels_response(flywheels: Iterable[tuple[FlywheelSpec, Observed, str]]

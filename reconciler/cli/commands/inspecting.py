@@ -14,12 +14,16 @@ from reconciler.cli.exits import EXIT_FAILED, EXIT_OK
 def list_(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler import api
     from reconciler.cli.render import flywheel_table, print_json
-    from reconciler.core.responses import list_flywheels_response
+    from reconciler.core.responses import conditions_json, list_flywheels_response
 
     views = api.list_flywheels(repository(args))
     if args.output == "json":
-        print_json(list_flywheels_response((v.spec_file.spec, v.observed, v.message)
-                                           for v in views if v.spec_file))
+        loaded = [v for v in views if v.spec_file]
+        response = list_flywheels_response((v.spec_file.spec, v.observed, v.message)
+                                           for v in loaded if v.spec_file)
+        for summary, v in zip(response["FlywheelSummaryList"], loaded, strict=True):
+            summary["Conditions"] = conditions_json(v.conditions)
+        print_json(response)
     else:
         out.print(flywheel_table(views))
     for v in views:  # a spec that does not load, or records that cannot be read
@@ -31,17 +35,25 @@ def list_(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def describe(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler import api
-    from reconciler.cli.render import print_json
+    from reconciler.api.health import health
+    from reconciler.cli.render import degradation_lines, print_json
     from reconciler.cli.text import describe_lines
-    from reconciler.core.responses import flywheel_properties
+    from reconciler.core.responses import conditions_json, degradation_json, flywheel_properties
 
-    v = api.describe_flywheel(repository(args), args.name)
+    repo = repository(args)
+    v = api.describe_flywheel(repo, args.name)
     assert v.spec_file is not None
+    found = health(repo, v.name, v)
     if args.output == "json":
-        print_json({"FlywheelProperties": flywheel_properties(v.spec_file.spec, v.observed,
-                                                              v.message)})
+        props = flywheel_properties(v.spec_file.spec, v.observed, v.message)
+        props["Conditions"] = conditions_json(v.conditions)
+        if found.degradation is not None:
+            props["Degradation"] = degradation_json(found.degradation, found.drops)
+        print_json({"FlywheelProperties": props})
     else:
         for line in describe_lines(v):
+            out.print(line, highlight=False)
+        for line in degradation_lines(found):
             out.print(line, highlight=False)
     return EXIT_FAILED if v.error else EXIT_OK
 

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from reconciler import api
 from reconciler.api import FlywheelView, declaring
+from reconciler.api.health import health
 from reconciler.core.state import IterationStatus, version_number
 from reconciler.server.console import rows
 from reconciler.server.console.chart import f1_chart
@@ -23,8 +24,8 @@ from reconciler.server.operations.flywheels import properties
 PER_PAGE = 50
 #: The list's filters: a name's part, and a status or condition.
 STATES = {"": "any state", "ready": "Ready", "not-ready": "Not ready", "stalled": "Stalled",
-          "running": "Iteration running", "failed": "Latest iteration failed",
-          "out-of-sync": "Out of sync"}
+          "degraded": "Degraded", "running": "Iteration running",
+          "failed": "Latest iteration failed", "out-of-sync": "Out of sync"}
 
 
 def flywheels(call: Call) -> Response:
@@ -86,8 +87,9 @@ def _in_state(view: FlywheelView, state: str, uncommitted: frozenset[str] | None
             return ready
         case "not-ready":
             return not ready
-        case "stalled":
-            return any(c.type.value == "Stalled" and c.status for c in view.conditions)
+        case "stalled" | "degraded":
+            return any(c.type.value == state.capitalize() and c.status
+                       for c in view.conditions)
         case "running":
             return view.observed.unfinished
         case "failed":
@@ -140,6 +142,7 @@ def _panels(call: Call, view: FlywheelView) -> dict[str, object]:
         "row": rows.flywheel_row(view, properties(call.ctx, view),
                                  api.uncommitted(call.ctx.repo)),
         "running": running, "stage": rows.STAGES.get(running.status) if running else None,
+        "health": health(call.ctx.repo, view.name, view),
         "requested": requested,
         "iterations": rows.iteration_rows(view, requested),
         "promotions": rows.promotion_rows(view),
