@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler.core import drift
+from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import DataDrift, IterationRecord
 
 
@@ -139,3 +143,91 @@ def test_record_shape_round_trips_and_old_records_read() -> None:
     assert isinstance(dumped, dict)
     assert dumped["datasets"]["d2"] == figures == dumped["newTrainData"]
     assert dumped["reference"] == shape["reference"]
+
+
+# What people read: `flywheel iteration` and the Markdown report ----------------------------------
+
+def _record(drift_shape: dict[str, Any] | None, evaluated: str | None = "v1") -> IterationRecord:
+    return IterationRecord.model_validate({
+        "flywheelName": "f", "flywheelIterationId": "20240101T000000Z", "status": "COMPLETED",
+        "creationTime": 1.0, "inputDigest": "d", "newDatasets": ["d2"],
+        "evaluatedModelVersion": evaluated, "drift": drift_shape})
+
+
+FIGURES = {"labelPsi": 0.3125, "oovShare": 0.041, "meanLength": 420.0, "medianLength": 400.0,
+           "lengthRatio": 1.05, "documents": 23}
+DRIFT: dict[str, Any] = {
+    "reference": {"version": "v1", "documents": 60, "vocabulary": 900, "meanLength": 400.0,
+                  "medianLength": 390.0},
+    "datasets": {"d2": FIGURES},
+    "newTrainData": FIGURES,
+}
+
+
+def test_iteration_view_shows_the_drift_block() -> None:
+    from reconciler.cli.text import drift_lines
+
+    assert drift_lines(_record(DRIFT)) == [
+        "  Data drift against v1's training data (60 documents, mean length 400 chars):",
+        "    d2: label PSI 0.312 (large shift), unseen tokens 4.1%, mean length 420 vs 400 "
+        "chars (ratio 1.05); 23 documents"]
+    assert drift_lines(_record(None, evaluated=None)) == [
+        "  data drift: no active model to compare with"]
+    assert drift_lines(_record(None)) == ["  data drift: not measured"]
+    several = {**DRIFT, "datasets": {**DRIFT["datasets"], "d3": DRIFT["newTrainData"]}}
+    assert drift_lines(_record(several))[-1].startswith("    all new TRAIN data: label PSI")
+
+
+def test_markdown_report_has_a_drift_line() -> None:
+    from reconciler.reports.markdown import iteration_facts
+
+    facts = iteration_facts(_record(DRIFT))
+    assert ("- Data drift vs v1's training data: d2 label PSI 0.3125 (large shift), unseen "
+            "tokens 4.1%, length ratio 1.05") in facts
+    assert "Data drift" not in iteration_facts(_record(None))
+
+
+# The prepare stage's measuring (no DVC: the function the stage calls) ----------------------------
+
+def _write(path: Path, rows: list[tuple[str, str]]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def test_prepare_measures_new_datasets_against_the_reference(tmp_path: Path) -> None:
+    from reconciler.stages.params import StageParams
+    from reconciler.stages.prepare import measure_drift
+
+    old = [("a", "alpha beta"), ("b", "gamma delta")] * 5
+    md5_old = _write(tmp_path / "data/old.csv", old)
+    md5_new = _write(tmp_path / "data/new.csv", [("a", "alpha zeta")] * 4)
+    md5_test = _write(tmp_path / "data/test.csv", old[:4])
+    spec = FlywheelSpec.model_validate({
+        "name": "f", "task": {"mode": "MULTI_CLASS", "labels": ["a", "b"],
+                              "minDocumentsPerLabel": 1},
+        "datasets": [{"name": "old", "type": "TRAIN", "path": "data/old.csv"},
+                     {"name": "new", "type": "TRAIN", "path": "data/new.csv"},
+                     {"name": "test", "type": "TEST", "path": "data/test.csv"}]})
+    read = {"data/old.csv": (md5_old, 0), "data/new.csv": (md5_new, 0),
+            "data/test.csv": (md5_test, 0)}
+    reference = {"version": "v1", "datasets": [
+        {"name": "old", "path": "data/old.csv", "md5": md5_old},
+        {"name": "gone", "path": "data/gone.csv", "md5": "0" * 32}]}  # no longer there: left out
+    params = StageParams(spec=spec, active=None, root=tmp_path, drift_reference=reference)
+    measured = measure_drift(params, tmp_path, read)  # the "snapshot" is the folder itself
+    assert measured is not None
+    assert measured["reference"]["documents"] == 10
+    assert set(measured["datasets"]) == {"new", "test"}  # the test data was never trained on
+    new = measured["datasets"]["new"]
+    assert (new["oovShare"], new["documents"], new["md5"], new["type"]) == (
+        0.5, 4, md5_new, "TRAIN")
+    assert new["labelPsi"] == pytest.approx(drift.psi({"a": 5, "b": 5}, {"a": 4}), abs=1e-6)
+    assert measured["datasets"]["test"]["labelPsi"] == 0.0
+    assert measured["newTrainData"] == {k: v for k, v in new.items() if k not in ("md5", "type")}
+    assert measure_drift(StageParams(spec=spec, active=None, root=tmp_path), tmp_path,
+                         read) is None  # no active model: nothing to measure against
+    only_gone = {"version": "v1", "datasets": reference["datasets"][1:]}
+    assert measure_drift(StageParams(spec=spec, active=None, root=tmp_path,
+                                     drift_reference=only_gone), tmp_path, read) is None
