@@ -39,6 +39,7 @@ from reconciler.runtime.events import Reporter, ignore
 from reconciler.runtime.queries import LATEST, FlywheelView
 from reconciler.runtime.reconcile import ReconcileResult
 from reconciler.runtime.stopping import NEVER, StopRequest
+from reconciler.runtime.suggest import Suggestions
 from reconciler.runtime.writeback import GitOps
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "IterationDetail",
     "PublishState",
     "Repository",
+    "Suggestions",
     "Validation",
     "classify",
     "describe_flywheel",
@@ -63,6 +65,7 @@ __all__ = [
     "reconcile",
     "request_handled",
     "request_iteration",
+    "suggest",
     "uncommitted",
     "validate",
     "write_report",
@@ -193,6 +196,22 @@ def classify(repo: Repository, name: str, texts: list[str], version: str | None 
     with repo.locked():
         return run(repo.root, name, texts, version, raw=raw, lake=repo.records,
                    models=repo.models)
+
+
+def suggest(repo: Repository, name: str, pool: Path, count: int, strategy: str, *,
+            version: str | None = None, text_column: str | None = None, seed: int = 0,
+            progress: Callable[[int], None] | None = None) -> Suggestions:
+    """The ``count`` documents of ``pool`` (a text file, one document a line, or a CSV with a
+    ``text`` column or ``text_column``) most worth labelling next, by ``strategy`` (margin,
+    entropy, diverse or random; see :mod:`reconciler.core.suggest`), with the active model (or
+    ``version``). The pool is streamed: memory is bounded by ``count``, not the pool.
+    ``progress`` is called with the documents read so far after each batch."""
+    from reconciler.runtime.suggest import suggest as run
+
+    with repo.locked():
+        return run(repo.root, name, pool, count, strategy, version=version,
+                   text_column=text_column, seed=seed, lake=repo.records, models=repo.models,
+                   progress=progress)
 
 
 def plot(repo: Repository, name: str, target: Path | None = None) -> Path:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reconciler.cli.commands import inspecting, reconciling, serving, setup
+from reconciler.cli.commands import inspecting, reconciling, serving, setup, suggest
 from reconciler.cli.options import gitops_options, log_format_option, push_options, seconds
 
 Handler = Callable[..., int]
@@ -134,6 +134,9 @@ def _inspecting(command: Any) -> None:
     p.add_argument("--raw-scores", action="store_true",
                    help="also show each label's raw classifier score before calibration "
                    "(SVM margin, logit or log-likelihood); JSON: RawScore, RawScoreKind")
+    suggest.add_arguments(command("suggest", suggest.suggest, "Which unlabelled documents to "
+                                  "label next: rank a pool by the active model's uncertainty "
+                                  "(with a diversity step) and write a labelling file."))
     p = command("plot", inspecting.plot,
                 "Chart F1 across iterations and per-label F1 (PNG or SVG).", output=False)
     p.add_argument("name")
