@@ -98,21 +98,23 @@ class Sample:
     unseen_count: int = 0
     capped: bool = False
 
-    def add(self, labels: Iterable[str], text: str) -> None:
+    def add(self, labels: Iterable[str], text: str, words: list[str] | None = None) -> None:
+        """Count one document; ``words``: its :func:`tokens` when already made (one
+        tokenisation for several samples)."""
         self.documents += 1
         self.labels.update(set(labels))  # presence: a label counts once per document
         self.lengths.append(len(text))
-        words = tokens(text, lowercase=self.lowercase)
+        if words is None:
+            words = tokens(text, lowercase=self.lowercase)
         self.token_count += len(words)
         if self.known is not None:
             self.unseen_count += sum(1 for word in words if word not in self.known)
-        if self.vocabulary is not None:
-            for word in words:
-                if word not in self.vocabulary:
-                    if len(self.vocabulary) >= self.cap:
-                        self.capped = True
-                        break
-                    self.vocabulary.add(word)
+        if self.vocabulary is not None and not self.capped:
+            fresh = [word for word in dict.fromkeys(words) if word not in self.vocabulary]
+            room = self.cap - len(self.vocabulary)
+            if len(fresh) > room:  # the first ``room`` of them, in the order they occur
+                self.capped, fresh = True, fresh[:room]
+            self.vocabulary.update(fresh)
 
     @property
     def mean_length(self) -> float | None:

@@ -108,9 +108,10 @@ def _feed(sample: drift.Sample, path: Path, display: str, task: TaskConfig,
           also: drift.Sample | None = None) -> None:
     try:
         for document in iter_dataset(path, display, task):
-            sample.add(document.labels, document.text)
+            words = drift.tokens(document.text, lowercase=sample.lowercase)
+            sample.add(document.labels, document.text, words)
             if also is not None:
-                also.add(document.labels, document.text)
+                also.add(document.labels, document.text, words)
     except DataError:
         # Only a reference dataset can fail here (the declared ones were read above): one
         # no longer parsing under the current task (labels changed) counts as far as it read.
