@@ -199,3 +199,26 @@ class Reservoir:
 
     def sample(self) -> list[Candidate]:
         return sorted(self._items, key=lambda c: c.line)
+
+
+def keeper_for(strategy: str, count: int, seed: int = 0) -> TopK | Reservoir:
+    """What holds a pool's candidates while it streams past, for ``strategy``."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}")
+    if strategy == "random":
+        return Reservoir(count, seed)
+    return TopK(keeper_size(count, strategy))
+
+
+def scored_by(strategy: str) -> str:
+    """The uncertainty score a strategy ranks by (``diverse``: margin; ``random`` shows margin
+    for review, it does not rank)."""
+    return "margin" if strategy in ("random", "diverse") else strategy
+
+
+def chosen(keeper: TopK | Reservoir, count: int, strategy: str) -> list[Candidate]:
+    """The final picks once the pool has streamed past: the sample (``random``), or the diversity
+    step over the kept candidates, best first."""
+    if isinstance(keeper, Reservoir):
+        return keeper.sample()
+    return select(keeper.best_first(), count, threshold_of(strategy))

@@ -79,12 +79,8 @@ def suggest(root: Path, name: str, pool: Path, count: int, strategy: str, *,
     from reconciler.stages import recipes  # scikit-learn: only once the inputs are checked
 
     mode = Mode(record.mode)
-    keeper: ranking.TopK | ranking.Reservoir
-    if strategy == "random":
-        keeper = ranking.Reservoir(count, seed)
-    else:
-        keeper = ranking.TopK(ranking.keeper_size(count, strategy))
-    scored_by = "margin" if strategy in ("random", "diverse") else strategy
+    keeper = ranking.keeper_for(strategy, count, seed)
+    scored_by = ranking.scored_by(strategy)
     read = 0
     batch: list[tuple[int, str]] = []
 
@@ -110,10 +106,7 @@ def suggest(root: Path, name: str, pool: Path, count: int, strategy: str, *,
         flush()
     if read == 0:
         raise DataError("the pool holds no document (blank lines are skipped)", file=shown)
-    if isinstance(keeper, ranking.Reservoir):
-        picked = keeper.sample()
-    else:
-        picked = ranking.select(keeper.best_first(), count, ranking.threshold_of(strategy))
+    picked = ranking.chosen(keeper, count, strategy)
     return Suggestions(name, chosen, strategy, mode.value, shown, read, picked)
 
 

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from reconciler.cli.commands import repository
 from reconciler.cli.exits import EXIT_OK
 from reconciler.errors import FlywheelError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from reconciler.api import Suggestions
 
 #: A progress line on stderr every this many documents read.
@@ -133,6 +133,9 @@ def suggest_response(found: Suggestions, target: Path, review: Path) -> dict[str
 
 
 def suggestions_table(found: Suggestions) -> Table:
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title=f"Label next: {len(found.picked)} of {found.documents:,} documents "
                   f"({found.strategy}, {found.version})", title_justify="left")
     for column in ("#", "LINE", "UNCERTAINTY", "GUESS", "P(GUESS)"):
