@@ -1,12 +1,13 @@
-"""A flywheel's conditions (Ready, Reconciling, Stalled, Degraded), derived from what the planner
-says and what the records show.
+"""A flywheel's conditions (Ready, Reconciling, Stalled, Degraded, DataDrift), derived from what
+the planner says and what the records show.
 
 Derived, not stored (a departure from Flux, which stores them in status): a flywheel whose spec
 or data is bad gets its conditions from the error, with nothing written; one whose plan has work
 pending is Reconciling; one whose active version has fallen below its F1 at promotion is
-Degraded (:mod:`reconciler.core.degradation`). The first condition is always ``Ready``, and its
-message is the flywheel's one-line message everywhere (``list``, Comprehend's ``Message``): a
-degraded flywheel's says so too, so the message stays true.
+Degraded (:mod:`reconciler.core.degradation`); one whose newest data is past the declared
+drift thresholds has DataDrift (:mod:`reconciler.core.drift`). The first condition is always
+``Ready``, and its message is the flywheel's one-line message everywhere (``list``,
+Comprehend's ``Message``): it names Degraded and DataDrift too, so the message stays true.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from enum import StrEnum
 
 from reconciler.core.actions import Iterate, Plan
 from reconciler.core.degradation import degradation
+from reconciler.core.drift import findings
 from reconciler.core.policy import inactive_reason
-from reconciler.core.spec import Promotion
+from reconciler.core.spec import DriftThresholds, Promotion
 from reconciler.core.state import Observed
 from reconciler.errors import FlywheelError
 
@@ -27,6 +29,7 @@ class ConditionType(StrEnum):
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
     DEGRADED = "Degraded"
+    DATA_DRIFT = "DataDrift"
 
 
 @dataclass(frozen=True)
@@ -38,21 +41,34 @@ class Condition:
 
 
 def conditions(error: FlywheelError | None, plan: Plan | None, observed: Observed, *,
-               declared: bool, promotion: Promotion | None) -> list[Condition]:
-    """``declared``: the spec loaded (so ``promotion`` is the spec's policy, None for manual)."""
+               declared: bool, promotion: Promotion | None,
+               drift: DriftThresholds | None = None) -> list[Condition]:
+    """``declared``: the spec loaded (so ``promotion`` is the spec's policy, None for manual,
+    and ``drift`` its drift thresholds, None for no DataDrift condition)."""
     found = _conditions(error, plan, observed, declared=declared, promotion=promotion)
-    degraded = degradation(observed, promotion) if declared and error is None else None
-    if degraded is None:
+    if not declared or error is not None:
+        return found
+    extra = []
+    degraded = degradation(observed, promotion)
+    if degraded is not None:
+        extra.append(Condition(ConditionType.DEGRADED, True, degraded.reason,
+                               degraded.message))
+    drifted = findings(observed.iterations, drift)
+    if drifted:
+        extra.append(Condition(ConditionType.DATA_DRIFT, True, drifted[0].reason,
+                               "; ".join(f.message for f in drifted[:3])))
+    if not extra:
         return found
     first = found[0]
-    return [Condition(first.type, first.status, first.reason,
-                      f"{first.message}; Degraded: {degraded.message}"), *found[1:],
-            Condition(ConditionType.DEGRADED, True, degraded.reason, degraded.message)]
+    said = "; ".join(f"{c.type.value}: {c.message}" for c in extra)
+    return [Condition(first.type, first.status, first.reason, f"{first.message}; {said}"),
+            *found[1:], *extra]
 
 
 def _conditions(error: FlywheelError | None, plan: Plan | None, observed: Observed, *,
                 declared: bool, promotion: Promotion | None) -> list[Condition]:
-    ready, reconciling, stalled, _degraded = ConditionType
+    ready, reconciling, stalled = (ConditionType.READY, ConditionType.RECONCILING,
+                                   ConditionType.STALLED)
     if error is not None:
         return [Condition(ready, False, "Stalled", str(error)),
                 Condition(stalled, True, error.kind, str(error))]

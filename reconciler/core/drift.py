@@ -36,9 +36,12 @@ import math
 import re
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from reconciler.core.spec import DriftThresholds
+from reconciler.core.state import IterationRecord, IterationStatus
 
 #: The share an empty bin is given in the PSI sum (an unseen label; a label no longer seen).
 EPSILON = 1e-4
@@ -165,3 +168,54 @@ def describe_reference(reference: Sample, version: str) -> dict[str, Any]:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
+
+
+@dataclass(frozen=True)
+class DriftFinding:
+    """A new dataset past a declared drift threshold, in the iteration that measured it."""
+
+    iteration: str
+    dataset: str  # a dataset's name, or "all new TRAIN data"
+    figure: str  # labelPsi | unseenTokens | lengthRatio
+    value: float
+    threshold: float
+
+    @property
+    def reason(self) -> str:
+        return {"labelPsi": "LabelShift", "unseenTokens": "UnseenTokens"}.get(
+            self.figure, "LengthChange")
+
+    @property
+    def message(self) -> str:
+        shown = {"labelPsi": f"label PSI {self.value:.3f} > {self.threshold:.3f}",
+                 "unseenTokens": f"unseen tokens {self.value:.1%} > {self.threshold:.1%}",
+                 "lengthRatio": f"documents {self.value:.2f}x the length (> "
+                                f"{self.threshold:.2f}x)"}[self.figure]
+        return f"{self.dataset} in iteration {self.iteration}: {shown}"
+
+
+def findings(records: Sequence[IterationRecord], limits: DriftThresholds | None
+             ) -> list[DriftFinding]:
+    """What the newest iteration that measured drift found past ``limits`` (largest first by
+    how far past): a later iteration on new data that is within them clears it."""
+    if limits is None:
+        return []
+    measured = next((r for r in reversed(records) if r.drift is not None
+                     and r.status is IterationStatus.COMPLETED), None)
+    if measured is None or measured.drift is None:
+        return []
+    drift = measured.drift
+    named = [*drift.datasets.items(),
+             *([("all new TRAIN data", drift.new_train_data)] if drift.new_train_data
+               and len(drift.datasets) > 1 else [])]
+    found = []
+    for name, figures in named:
+        ratio = figures.length_ratio
+        checks = (("labelPsi", figures.label_psi, limits.max_label_psi),
+                  ("unseenTokens", figures.oov_share, limits.max_unseen_tokens),
+                  ("lengthRatio", max(ratio, 1 / ratio) if ratio else None,
+                   limits.max_length_ratio))
+        found += [DriftFinding(measured.flywheel_iteration_id, name, figure, value, limit)
+                  for figure, value, limit in checks
+                  if value is not None and limit is not None and value > limit]
+    return sorted(found, key=lambda f: -(f.value / f.threshold if f.threshold else f.value))

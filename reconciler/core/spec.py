@@ -254,6 +254,17 @@ class DegradationAlarm(SpecModel):
     webhook: Webhook | None = None
 
 
+class DriftThresholds(SpecModel):
+    """Past any of these, the flywheel has a DataDrift condition (:mod:`reconciler.core.drift`
+    measures each new dataset against the active version's training data): the label
+    distribution's population stability index, the share of tokens the active version never
+    saw, and how many times longer or shorter the documents are on average."""
+
+    max_label_psi: float | None = Field(default=0.25, ge=0.0, le=100.0)
+    max_unseen_tokens: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_length_ratio: float | None = Field(default=None, ge=1.0, le=1000.0)
+
+
 class Promotion(SpecModel):
     """The F1-threshold policy: promote a new version when it is good enough and better enough.
 
@@ -314,6 +325,7 @@ class FlywheelSpec(SpecModel):
     recipe: Recipe = LinearSvmRecipe()
     active_model: ModelVersion | None = None
     promotion: Promotion | None = None
+    drift: DriftThresholds | None = None
     suspend: bool = False
     trigger: Trigger = Trigger.NEW_DATA
     tags: Tags

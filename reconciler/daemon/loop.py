@@ -147,8 +147,9 @@ class WatchDaemon:
                           "Flywheels": sum(1 for v in views if v.spec_file),
                           "Errors": sum(1 for v in views if v.error),
                           "Started": dispatched,
-                          "Degraded": {v.name: c.message for v in views for c in v.conditions
-                                       if c.type.value == "Degraded" and c.status},
+                          **{kind: {v.name: c.message for v in views for c in v.conditions
+                                    if c.type.value == kind and c.status}
+                             for kind in ("Degraded", "DataDrift")},
                           "Seconds": round(time.monotonic() - started, 3)}
         if dispatched or reasons != ["timer"]:  # quiet re-checks that start nothing stay quiet
             self.log("pass", trigger="; ".join(reasons), flywheels=self.last_pass["Flywheels"],

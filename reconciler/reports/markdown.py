@@ -30,6 +30,7 @@ from reconciler.core.state import (
     PromotionRecord,
 )
 from reconciler.errors import FlywheelError
+from reconciler.reports.alarms import alarm_lines
 from reconciler.runtime.reconcile import FlywheelResult, ReconcileResult
 
 MARKER = "<!-- flywheel-reconciler report -->"
@@ -60,7 +61,9 @@ def markdown_report(root: Path, result: ReconcileResult, *, charts_dir: Path | N
     if not result.flywheels and not result.errors:
         blocks.append("No flywheel spec under `specs/`.")
     for outcome in sorted(result.flywheels, key=lambda f: f.name):
-        blocks.append(flywheel_section(lake, outcome, charts_dir, charts_url))
+        section = flywheel_section(lake, outcome, charts_dir, charts_url)
+        alarms = alarm_lines(root, lake, outcome.name, outcome.spec_file, md_text)
+        blocks.append("\n\n".join([section, *alarms]))
     blocks.append(summary_line(result))
     return "\n\n".join(blocks) + "\n"
 

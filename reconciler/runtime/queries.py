@@ -40,9 +40,10 @@ class FlywheelView:
 
     @property
     def conditions(self) -> list[Condition]:
-        return conditions(self.error, self.plan, self.observed,
-                          declared=self.spec_file is not None,
-                          promotion=self.spec_file.spec.promotion if self.spec_file else None)
+        spec = self.spec_file.spec if self.spec_file else None
+        return conditions(self.error, self.plan, self.observed, declared=spec is not None,
+                          promotion=spec.promotion if spec else None,
+                          drift=spec.drift if spec else None)
 
     @property
     def inactive_reason(self) -> str:

@@ -45,6 +45,7 @@ def test_a_shifted_version_drifts_more_than_a_same_mix_one(tmp_path: Path) -> No
     type: TRAIN
     path: data/sections/shifted.csv
 activeModel: v1
+drift: {maxLabelPsi: 0.25}
 recipe:"""), "utf-8")
     commit(root, "two new dataset versions; v1 pinned")
     run_cli(root, "reconcile")
@@ -74,3 +75,13 @@ recipe:"""), "utf-8")
     assert f"shifted: label PSI {moved['labelPsi']:.3f} (large shift)" in shown
     assert "same: label PSI" in shown and "(little shift)" in shown
     assert "all new TRAIN data: label PSI" in shown
+
+    # past the declared threshold: a DataDrift condition names the dataset and the figure
+    props = run_cli(root, "describe", "sections", "-o", "json").json()["FlywheelProperties"]
+    (condition,) = [c for c in props["Conditions"] if c["Type"] == "DataDrift"]
+    assert condition["Status"] is True and condition["Reason"] == "LabelShift"
+    assert condition["Message"].startswith("shifted in iteration ")
+    assert "same in iteration" not in condition["Message"]  # within the threshold
+    answer = run_cli(root, "iteration", "sections", "latest", "-o", "json").json()
+    assert answer["FlywheelIterationProperties"]["DataDrift"]["datasets"]["shifted"][
+        "labelPsi"] == moved["labelPsi"]

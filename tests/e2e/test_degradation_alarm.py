@@ -69,11 +69,15 @@ def test_a_drop_is_degraded_everywhere_and_recovers(tmp_path: Path, hook: Receiv
     write_csv(root / "data/sections/test-shifted.csv", shifted_rows())
     write_spec(root, hook.url, shifted=True)
     commit(root, "a test set labelled another way")
-    run = run_cli(root, "reconcile", "--log-format", "json")
+    report = tmp_path / "report.md"
+    run = run_cli(root, "reconcile", "--log-format", "json", "--report", str(report))
     lines = [json.loads(line) for line in run.stderr.splitlines() + run.stdout.splitlines()
              if line.startswith("{")]
     degraded_lines = [f for f in lines if f.get("event") == "degraded"]
     assert degraded_lines and degraded_lines[0]["version"] == "v1"
+
+    markdown = report.read_text("utf-8")
+    assert "**Degraded**: active v1: F1" in markdown and "labels that fell most" in markdown
 
     # the webhook was posted before the one-shot process ended
     (body,) = hook.bodies

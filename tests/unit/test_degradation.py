@@ -1,4 +1,4 @@
-"""The degradation alarm, table-driven over records (no files)."""
+"""The degradation alarm and the DataDrift condition, table-driven over records (no files)."""
 
 from __future__ import annotations
 
@@ -144,3 +144,51 @@ def test_label_drops(before: dict[str, object] | None, after: dict[str, object],
                      expected: list[tuple[str, float]]) -> None:
     found = [(d.label, round(d.drop, 6)) for d in label_drops(before, after)]
     assert found == expected
+
+
+# data drift past the declared thresholds -----------------------------------------------------
+
+
+def drifted(n: int, **figures: float) -> IterationRecord:
+    from reconciler.core.state import DataDrift, DatasetDrift, DriftReference
+
+    record = it(n, trained=f"v{n}", trained_f1=0.8, evaluated="v1", active_f1=0.8)
+    return record.model_copy(update={"drift": DataDrift(
+        reference=DriftReference(version="v1", documents=100),
+        datasets={f"train-{n}": DatasetDrift(documents=50, **figures)})})
+
+
+@pytest.mark.parametrize(("figures", "limits", "expected"), [
+    ({"label_psi": 0.05, "oov_share": 0.1, "length_ratio": 1.1}, {}, []),
+    ({"label_psi": 0.40}, {}, [("labelPsi", "LabelShift")]),  # maxLabelPsi 0.25 by default
+    ({"label_psi": 0.40}, {"maxLabelPsi": None}, []),
+    ({"oov_share": 0.45}, {"maxUnseenTokens": 0.3}, [("unseenTokens", "UnseenTokens")]),
+    ({"length_ratio": 0.4}, {"maxLengthRatio": 2.0}, [("lengthRatio", "LengthChange")]),
+    ({"length_ratio": 1.5}, {"maxLengthRatio": 2.0}, []),
+    ({"label_psi": 0.30, "oov_share": 0.9}, {"maxUnseenTokens": 0.3},
+     [("unseenTokens", "UnseenTokens"), ("labelPsi", "LabelShift")]),  # furthest past first
+], ids=["within", "psi", "psi-off", "unseen", "shorter", "ratio-within", "both"])
+def test_drift_findings(figures: dict[str, float], limits: dict[str, float | None],
+                        expected: list[tuple[str, str]]) -> None:
+    from reconciler.core.drift import findings
+    from reconciler.core.spec import DriftThresholds
+
+    found = findings([drifted(2, **figures)], DriftThresholds.model_validate(limits))
+    assert [(f.figure, f.reason) for f in found] == expected
+    assert all(f.iteration == "it-2" and f.dataset == "train-2" for f in found)
+
+
+def test_drift_is_the_newest_measurement_and_a_condition() -> None:
+    from reconciler.core.drift import findings
+    from reconciler.core.spec import DriftThresholds
+
+    limits = DriftThresholds()
+    records = [drifted(2, label_psi=0.9), drifted(3, label_psi=0.01)]
+    assert findings(records[:1], limits) and not findings(records, limits)  # it cleared
+    assert not findings(records[:1], None)  # nothing declared, nothing raised
+    seen = observed("v1", [promoted("v1", 1)], it(1, trained="v1", trained_f1=0.8), records[0])
+    found = conditions(None, Plan("fw"), seen, declared=True, promotion=None, drift=limits)
+    assert [c.type for c in found] == [ConditionType.READY, ConditionType.DATA_DRIFT]
+    assert found[-1].reason == "LabelShift"
+    assert "train-2 in iteration it-2: label PSI 0.900 > 0.250" in found[-1].message
+    assert "DataDrift:" in found[0].message

@@ -79,7 +79,11 @@ def iteration(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     detail = api.describe_iteration(repository(args), args.name, args.iteration_id)
     if args.output == "json":
-        print_json(describe_flywheel_iteration(detail.record))
+        answer = describe_flywheel_iteration(detail.record)
+        if detail.record.drift is not None:  # the project's own member: Comprehend has none
+            answer["FlywheelIterationProperties"]["DataDrift"] = detail.record.drift.model_dump(
+                mode="json", by_alias=True)
+        print_json(answer)
         return EXIT_OK
     for line in iteration_lines(detail):
         out.print(line, highlight=False)

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from reconciler import api
 from reconciler.api import FlywheelView, declaring
 from reconciler.api.health import health
+from reconciler.core.drift import psi_reading
 from reconciler.core.state import IterationStatus, version_number
 from reconciler.server.console import rows
 from reconciler.server.console.chart import f1_chart
@@ -24,7 +25,7 @@ from reconciler.server.operations.flywheels import properties
 PER_PAGE = 50
 #: The list's filters: a name's part, and a status or condition.
 STATES = {"": "any state", "ready": "Ready", "not-ready": "Not ready", "stalled": "Stalled",
-          "degraded": "Degraded", "running": "Iteration running",
+          "degraded": "Degraded", "drift": "Data drift", "running": "Iteration running",
           "failed": "Latest iteration failed", "out-of-sync": "Out of sync"}
 
 
@@ -87,9 +88,9 @@ def _in_state(view: FlywheelView, state: str, uncommitted: frozenset[str] | None
             return ready
         case "not-ready":
             return not ready
-        case "stalled" | "degraded":
-            return any(c.type.value == state.capitalize() and c.status
-                       for c in view.conditions)
+        case "stalled" | "degraded" | "drift":
+            wanted = {"stalled": "Stalled", "degraded": "Degraded", "drift": "DataDrift"}[state]
+            return any(c.type.value == wanted and c.status for c in view.conditions)
         case "running":
             return view.observed.unfinished
         case "failed":
@@ -208,6 +209,7 @@ def iteration(call: Call) -> Response:
         can_activate=trained is not None and trained in view.observed.versions
         and trained != view.active_model,
         running=not record.status.terminal, stage=rows.STAGES.get(record.status),
+        drift_rows=rows.drift_rows(record.drift), psi_reading=psi_reading,
         since=rows.when, figure=rows.figure)
 
 

@@ -14,7 +14,14 @@ from typing import Any
 from urllib.parse import quote
 
 from reconciler.api import FlywheelView
-from reconciler.core.state import IterationRecord, IterationStatus, ModelMetrics, Observed
+from reconciler.core.state import (
+    DataDrift,
+    DatasetDrift,
+    IterationRecord,
+    IterationStatus,
+    ModelMetrics,
+    Observed,
+)
 from reconciler.server.console.chart import Point
 
 #: Figures closer than this count as equal for "differences only".
@@ -115,7 +122,8 @@ def conditions(view: FlywheelView) -> tuple[Pill, ...]:
             pills.append(Pill("Ready" if condition.status else f"Not ready: {condition.reason}",
                               tone, condition.message))
         elif condition.status:
-            tone = "bad" if condition.type.value in {"Stalled", "Degraded"} else "busy"
+            tone = {"Stalled": "bad", "Degraded": "bad", "DataDrift": "warn"}.get(
+                condition.type.value, "busy")
             pills.append(Pill(condition.type.value, tone, condition.message))
     return tuple(pills)
 
@@ -356,6 +364,16 @@ def shade(count: int, total: int, diagonal: bool) -> str:
         return "c0"
     step = min(4, int(count / total * 5))
     return f"{'d' if diagonal else 'e'}{step}"
+
+
+def drift_rows(drift: DataDrift | None) -> list[tuple[str, DatasetDrift]]:
+    """An iteration's drift table: each new dataset, then all new TRAIN data when several."""
+    if drift is None:
+        return []
+    listed = list(drift.datasets.items())
+    if drift.new_train_data is not None and len(listed) > 1:
+        listed.append(("all new TRAIN data", drift.new_train_data))
+    return listed
 
 
 def first_lines(values: Iterable[str], limit: int) -> list[str]:
