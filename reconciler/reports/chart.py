@@ -1,4 +1,5 @@
-"""``flywheel plot``: F1 across iterations and per-label F1 as one image (PNG or SVG).
+"""``flywheel plot``: F1 across iterations and per-label F1 as one image (PNG or SVG), with the
+data drift of each iteration's new data below once any was measured.
 
 Every series is named by the model version whose figures it draws, and "active now" is the
 version the flywheel status says is active (a pin included), not the version that happened to be
@@ -17,6 +18,7 @@ from reconciler.core.layout import chart_file
 from reconciler.core.spec import DatasetType
 from reconciler.core.state import IterationRecord, TestSource
 from reconciler.errors import StateError
+from reconciler.reports.drift_chart import draw_drift, measured
 from reconciler.runtime.queries import FlywheelView
 
 if TYPE_CHECKING:
@@ -63,11 +65,20 @@ def chart_figure(root: Path, view: FlywheelView) -> Figure:
     active = view.observed.active_model
     active_note = ACTIVE_NOW + (" (pinned)" if status is not None and status.pinned else "")
 
-    figure = plt.figure(figsize=(13, 6.2), layout="constrained")
-    panels = figure.subfigures(1, 2, width_ratios=[1, 1.3], wspace=0.04)
+    drift = measured(completed)
+    figure = plt.figure(figsize=(13, 10.0 if drift else 6.2), layout="constrained")
+    top: Figure | SubFigure = figure
+    rows = None
+    if drift:  # F1 on top, the data-drift panel below
+        rows = cast("tuple[SubFigure, SubFigure]", figure.subfigures(2, 1,
+                                                                    height_ratios=[1, 0.62]))
+        top = rows[0]
+    panels = top.subfigures(1, 2, width_ratios=[1, 1.3], wspace=0.04)
     left, right = cast("tuple[SubFigure, SubFigure]", panels)  # an array of two SubFigures
     _history(left, view.name, completed, active, active_note)
     _per_label(right, Lake(root), view.name, completed, active, active_note)
+    if rows is not None:  # drawn last: the F1 panels keep their places (axes 0 and 1)
+        draw_drift(rows[1], completed, view.spec_file.spec.drift if view.spec_file else None)
     return figure
 
 

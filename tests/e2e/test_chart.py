@@ -156,7 +156,7 @@ def test_history_marks_the_active_version_at_its_own_f1(repo: Repo, pinned: str)
 def test_legends_cover_no_bar_point_or_label_and_stay_inside_the_image(repo: Repo) -> None:
     figure = pinned_chart(repo, "v1")
     renderer = figure.canvas.get_renderer()
-    assert len(legends(figure)) == 2  # one per panel
+    assert len(legends(figure)) == len(figure.axes) == 3  # one per panel: F1, per label, drift
     for legend in legends(figure):
         box = legend.get_window_extent(renderer)
         assert figure.bbox.x0 <= box.x0 and box.x1 <= figure.bbox.x1
