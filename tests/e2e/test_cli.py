@@ -46,9 +46,11 @@ def _all_rows(file: str) -> list[tuple[str, str]]:
 def test_list_json_is_comprehend_flywheel_summary_list(reconciled: Path) -> None:
     summaries = run_cli(reconciled, "list", "--output", "json").json()["FlywheelSummaryList"]
     (summary,) = summaries
+    # Comprehend's FlywheelSummary members, and the project's Conditions (which it has not)
     assert set(summary) <= {"FlywheelArn", "ActiveModelArn", "DataLakeS3Uri", "Status",
                             "ModelType", "Message", "CreationTime", "LastModifiedTime",
-                            "LatestFlywheelIteration"}
+                            "LatestFlywheelIteration", "Conditions"}
+    assert [c["Type"] for c in summary["Conditions"]][0] == "Ready"
     assert summary["ModelType"] == "DOCUMENT_CLASSIFIER"
     assert re.fullmatch(r"[0-9]{8}T[0-9]{6}Z", summary["LatestFlywheelIteration"])
     assert summary["ActiveModelArn"].endswith("document-classifier/tags/version/v1")
