@@ -18,7 +18,7 @@ averaged curve needs to reach random's final F1 (linear between rounds), as a ra
 final label count (target: the best strategy <= 0.60). A PNG chart of the curves goes to
 ``--chart``.
 
-Usage: ``.venv/bin/python benchmarks/active_learning.py [--seeds 3] [--rounds 8] [--batch 100]
+Usage: ``.venv/bin/python benchmarks/active_learning.py [--seeds 3] [--rounds 12] [--batch 100]
 [--start 100] [--pool-size 2500] [--chart benchmarks/out/active_learning.png]``
 """
 
@@ -159,7 +159,7 @@ def chart(curves: dict[str, list[tuple[float, float]]],
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--start", type=int, default=100)
     parser.add_argument("--pool-size", type=int, default=2500)
