@@ -6,7 +6,7 @@ MULTI_CLASS and ``L1|L2,text`` for MULTI_LABEL (the delimiter is the task's ``la
 The csv module's cell limit (``csv.field_size_limit``) is process-wide. This module does not
 change it per read: it bounds every cell itself before the csv module holds it
 (:class:`_CellMeter`), and only makes sure the csv module's own limit is no lower than that bound
-(:func:`_allow_cells_of`: raised once for the default limits, under a lock, never lowered). A
+(:func:`allow_cells_of`: raised once for the default limits, under a lock, never lowered). A
 reader in another thread never sees the limit change under it.
 """
 
@@ -66,7 +66,7 @@ def _megabytes(size: int) -> str:
 _CSV_LIMIT = threading.Lock()
 
 
-def _allow_cells_of(chars: int) -> None:
+def allow_cells_of(chars: int) -> None:
     """Make sure the csv module's process-wide cell limit is at least ``chars``.
 
     It is raised when a read needs more (once for the default limits), never lowered: cells are
@@ -218,7 +218,7 @@ def _iter_rows(path: Path, display: str, task: TaskConfig) -> Iterator[Document]
     # characters"); a longer one is refused before it is held (:class:`_CellMeter`).
     labels_chars = sum(len(label) + len(task.label_delimiter) for label in task.labels)
     cell_limit = 2 * max_chars + labels_chars + 64
-    _allow_cells_of(cell_limit)
+    allow_cells_of(cell_limit)
     position = [0]
     meter = _CellMeter(cell_limit)
     reader = csv.reader(_lines(path, display, 4 * cell_limit + 8, position, meter), strict=True)

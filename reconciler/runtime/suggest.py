@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from reconciler import limits
-from reconciler.adapters.comprehend_csv import _allow_cells_of  # the csv module's shared limit
+from reconciler.adapters.comprehend_csv import allow_cells_of  # the csv module's shared limit
 from reconciler.adapters.lake import Lake
 from reconciler.core import suggest as ranking
 from reconciler.core.spec import Mode
@@ -151,7 +151,7 @@ def _line_documents(handle: TextIO, display: str, limit: int) -> Iterator[tuple[
 
 def _csv_documents(handle: TextIO, display: str, column: str, limit: int
                    ) -> Iterator[tuple[int, str]]:
-    _allow_cells_of(limit + 1)
+    allow_cells_of(limit + 1)
     reader = csv.reader(_bounded_lines(handle, display, limit))
     try:
         header = next(reader, None)

@@ -50,7 +50,7 @@ def test_list_json_is_comprehend_flywheel_summary_list(reconciled: Path) -> None
     assert set(summary) <= {"FlywheelArn", "ActiveModelArn", "DataLakeS3Uri", "Status",
                             "ModelType", "Message", "CreationTime", "LastModifiedTime",
                             "LatestFlywheelIteration", "Conditions"}
-    assert [c["Type"] for c in summary["Conditions"]][0] == "Ready"
+    assert summary["Conditions"][0]["Type"] == "Ready"
     assert summary["ModelType"] == "DOCUMENT_CLASSIFIER"
     assert re.fullmatch(r"[0-9]{8}T[0-9]{6}Z", summary["LatestFlywheelIteration"])
     assert summary["ActiveModelArn"].endswith("document-classifier/tags/version/v1")
