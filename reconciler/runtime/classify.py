@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from reconciler.adapters.lake import Lake
 from reconciler.core.spec import Mode
+from reconciler.core.state import ModelVersionRecord
 from reconciler.errors import NotFoundError, StateError
 
 if TYPE_CHECKING:
@@ -64,6 +65,25 @@ class ModelCache:
         return model
 
 
+def load_version(root: Path, name: str, version: str | None, *, lake: Lake | None = None,
+                 models: ModelCache | None = None, hint: str = ""
+                 ) -> tuple[str, ModelVersionRecord, Pipeline]:
+    """``version`` (default: the active one) of ``name``, its record and its loaded model; a
+    flywheel with nothing active says why (and ``hint``), an unknown version which exist."""
+    observed = (lake or Lake(root)).observe(name)
+    chosen = version or observed.active_model
+    if chosen is None:
+        from reconciler.runtime.queries import view  # only on this path: it reads the spec
+
+        reason = view(root, name).inactive_reason
+        raise StateError(f"flywheel {name!r} has no active model: {reason}{hint}")
+    record = observed.versions.get(chosen)
+    if record is None:
+        known = ", ".join(sorted(observed.versions)) or "none yet"
+        raise NotFoundError(f"flywheel {name!r} has no model version {chosen} (known: {known})")
+    return chosen, record, (models or ModelCache(size=1)).load(root, record.file, record.sha256)
+
+
 def classify(root: Path, name: str, texts: list[str], version: str | None = None, *,
              raw: bool = False, lake: Lake | None = None,
              models: ModelCache | None = None) -> tuple[str, list[Classification]]:
@@ -71,17 +91,7 @@ def classify(root: Path, name: str, texts: list[str], version: str | None = None
 
     ``raw``: also give each label's raw score (``Classification.raw_scores``).
     """
-    observed = (lake or Lake(root)).observe(name)
-    chosen = version or observed.active_model
-    if chosen is None:
-        from reconciler.runtime.queries import view  # only on this path: it reads the spec
-
-        reason = view(root, name).inactive_reason
-        raise StateError(f"flywheel {name!r} has no active model: {reason}")
-    record = observed.versions.get(chosen)
-    if record is None:
-        raise NotFoundError(f"flywheel {name!r} has no model version {chosen}")
-    model = (models or ModelCache(size=1)).load(root, record.file, record.sha256)
+    chosen, record, model = load_version(root, name, version, lake=lake, models=models)
     # Imported only now: scikit-learn takes seconds to import, and a refused file needs none.
     from reconciler.stages import recipes
 

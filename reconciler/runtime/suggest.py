@@ -20,8 +20,8 @@ from reconciler.adapters.comprehend_csv import allow_cells_of  # the csv module'
 from reconciler.adapters.lake import Lake
 from reconciler.core import suggest as ranking
 from reconciler.core.spec import Mode
-from reconciler.errors import DataError, FlywheelError, NotFoundError, StateError
-from reconciler.runtime.classify import ModelCache
+from reconciler.errors import DataError, FlywheelError, NotFoundError
+from reconciler.runtime.classify import ModelCache, load_version
 
 #: Documents classified at once: large enough for the vectoriser, small enough to bound memory.
 BATCH = 512
@@ -64,18 +64,8 @@ def suggest(root: Path, name: str, pool: Path, count: int, strategy: str, *,
     if not pool.is_file():
         raise NotFoundError("no such pool file" if not pool.exists()
                             else "the pool is not a regular file", file=shown)
-    observed = (lake or Lake(root)).observe(name)
-    chosen = version or observed.active_model
-    if chosen is None:
-        from reconciler.runtime.queries import view
-
-        reason = view(root, name).inactive_reason
-        raise StateError(f"flywheel {name!r} has no active model: {reason}; or give --version")
-    record = observed.versions.get(chosen)
-    if record is None:
-        known = ", ".join(sorted(observed.versions)) or "none yet"
-        raise NotFoundError(f"flywheel {name!r} has no model version {chosen} (known: {known})")
-    model = (models or ModelCache(size=1)).load(root, record.file, record.sha256)
+    chosen, record, model = load_version(root, name, version, lake=lake, models=models,
+                                         hint="; or give --version")
     from reconciler.stages import recipes  # scikit-learn: only once the inputs are checked
 
     mode = Mode(record.mode)
