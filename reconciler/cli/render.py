@@ -123,7 +123,7 @@ def flywheel_table(views: list[FlywheelView]) -> Table:
             ("[green]True[/]" if ready.status else "[red]False[/]")
             + (" [red]Degraded[/]" if any(c.type.value == "Degraded" and c.status
                                           for c in v.conditions) else ""),
-            ready.message,
+            v.message,
         )
     return table
 

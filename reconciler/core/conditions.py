@@ -6,8 +6,8 @@ or data is bad gets its conditions from the error, with nothing written; one who
 pending is Reconciling; one whose active version has fallen below its F1 at promotion is
 Degraded (:mod:`reconciler.core.degradation`); one whose newest data is past the declared
 drift thresholds has DataDrift (:mod:`reconciler.core.drift`). The first condition is always
-``Ready``, and its message is the flywheel's one-line message everywhere (``list``,
-Comprehend's ``Message``): it names Degraded and DataDrift too, so the message stays true.
+``Ready``; :func:`one_line` is the flywheel's one-line message everywhere (``list``,
+Comprehend's ``Message``): Ready's, naming Degraded and DataDrift too, so it stays true.
 """
 
 from __future__ import annotations
@@ -57,12 +57,15 @@ def conditions(error: FlywheelError | None, plan: Plan | None, observed: Observe
     if drifted:
         extra.append(Condition(ConditionType.DATA_DRIFT, True, drifted[0].reason,
                                "; ".join(f.message for f in drifted[:3])))
-    if not extra:
-        return found
-    first = found[0]
-    said = "; ".join(f"{c.type.value}: {c.message}" for c in extra)
-    return [Condition(first.type, first.status, first.reason, f"{first.message}; {said}"),
-            *found[1:], *extra]
+    return [*found, *extra]
+
+
+def one_line(found: list[Condition]) -> str:
+    """A flywheel's one-line message (``list``, Comprehend's ``Message``): Ready's, and what a
+    Degraded or DataDrift condition says, so that the message stays true."""
+    said = [f"{c.type.value}: {c.message}" for c in found[1:]
+            if c.status and c.type in (ConditionType.DEGRADED, ConditionType.DATA_DRIFT)]
+    return "; ".join([found[0].message, *said])
 
 
 def _conditions(error: FlywheelError | None, plan: Plan | None, observed: Observed, *,

@@ -19,7 +19,7 @@ from reconciler.adapters.dataset_files import HashCache
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_specs
 from reconciler.core.actions import Iterate, Plan
-from reconciler.core.conditions import Condition, conditions
+from reconciler.core.conditions import Condition, conditions, one_line
 from reconciler.core.planner import person_pin
 from reconciler.core.policy import inactive_reason
 from reconciler.core.state import IterationRecord, Observed
@@ -53,7 +53,7 @@ class FlywheelView:
 
     @property
     def message(self) -> str:
-        return self.conditions[0].message
+        return one_line(self.conditions)
 
     @property
     def active_model(self) -> str | None:
