@@ -129,6 +129,8 @@ def delete_flywheel(ctx: Context, params: Params) -> Answer:
 
 def list_flywheels(ctx: Context, params: Params) -> Answer:
     query = one_filter(params.get("Filter"))
+    if not query:  # names decide the page: the records are read for its flywheels only
+        return _page_by_name(ctx, params)
     summaries = []
     for view in api.list_flywheels(ctx.repo):
         props = properties(ctx, view)
@@ -139,6 +141,21 @@ def list_flywheels(ctx: Context, params: Params) -> Answer:
         summaries.append(summary_of(props))
     chosen, token = page(summaries, lambda s: s["FlywheelArn"], params, "ListFlywheels", query)
     return {"FlywheelSummaryList": chosen, **({"NextToken": token} if token else {})}
+
+
+def _page_by_name(ctx: Context, params: Params) -> Answer:
+    """ListFlywheels without a filter: a page is a run of names (an ARN sorts as its name), so
+    only its flywheels' properties are computed (a thousand flywheels, one page of them)."""
+    found: dict[str, str | None] = {}
+
+    def choose(names: list[str]) -> list[str]:
+        chosen, found["token"] = page(names, flywheel_arn, params, "ListFlywheels", {})
+        return chosen
+
+    views = api.list_flywheels(ctx.repo, choose=choose)
+    summaries = [summary_of(properties(ctx, view)) for view in views]
+    token = found.get("token")
+    return {"FlywheelSummaryList": summaries, **({"NextToken": token} if token else {})}
 
 
 OPERATIONS = {
