@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from reconciler.api.health import Health
+from reconciler.core.conditions import ConditionType
 from reconciler.core.responses import plan_state
 from reconciler.core.state import IterationRecord
 from reconciler.errors import FlywheelError
@@ -121,8 +122,7 @@ def flywheel_table(views: list[FlywheelView]) -> Table:
             (latest.trained_model_version or "—") if latest else "—",
             f1(latest.trained_f1) if latest else "—",
             ("[green]True[/]" if ready.status else "[red]False[/]")
-            + (" [red]Degraded[/]" if any(c.type.value == "Degraded" and c.status
-                                          for c in v.conditions) else ""),
+            + (" [red]Degraded[/]" if v.holding(ConditionType.DEGRADED) else ""),
             v.message,
         )
     return table

@@ -28,6 +28,7 @@ from typing import Any
 from reconciler import limits
 from reconciler.adapters.dataset_files import resolve_inside
 from reconciler.adapters.lake import Lake
+from reconciler.core.conditions import ConditionType
 from reconciler.daemon.dispatch import Facts, FlywheelState, JobKind, Start, WatchOptions, decide
 from reconciler.daemon.status import Counters, single_instance, status_document, write_status
 from reconciler.daemon.triggers import ChangeFilter, ChangeHandler, Trigger, Wake
@@ -147,9 +148,9 @@ class WatchDaemon:
                           "Flywheels": sum(1 for v in views if v.spec_file),
                           "Errors": sum(1 for v in views if v.error),
                           "Started": dispatched,
-                          **{kind: {v.name: c.message for v in views for c in v.conditions
-                                    if c.type.value == kind and c.status}
-                             for kind in ("Degraded", "DataDrift")},
+                          **{kind.value: {v.name: c.message for v in views
+                                          if (c := v.holding(kind)) is not None}
+                             for kind in (ConditionType.DEGRADED, ConditionType.DATA_DRIFT)},
                           "Seconds": round(time.monotonic() - started, 3)}
         if dispatched or reasons != ["timer"]:  # quiet re-checks that start nothing stay quiet
             self.log("pass", trigger="; ".join(reasons), flywheels=self.last_pass["Flywheels"],

@@ -8,6 +8,7 @@ read need not hash the datasets again.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from reconciler.adapters.dataset_files import HashCache
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.loader import SpecFile, load_specs
 from reconciler.core.actions import Iterate, Plan
-from reconciler.core.conditions import Condition, conditions, one_line
+from reconciler.core.conditions import Condition, ConditionType, conditions, one_line
 from reconciler.core.planner import person_pin
 from reconciler.core.policy import inactive_reason
 from reconciler.core.state import IterationRecord, Observed
@@ -38,12 +39,17 @@ class FlywheelView:
     #: and every command that shows records fails with this one line instead.
     lake_error: FlywheelError | None = None
 
-    @property
+    @functools.cached_property
     def conditions(self) -> list[Condition]:
+        """Derived once per view: every row, message and filter of a listing reads them."""
         spec = self.spec_file.spec if self.spec_file else None
         return conditions(self.error, self.plan, self.observed, declared=spec is not None,
                           promotion=spec.promotion if spec else None,
                           drift=spec.drift if spec else None)
+
+    def holding(self, kind: ConditionType) -> Condition | None:
+        """The condition of ``kind`` when it holds (status True), else None."""
+        return next((c for c in self.conditions if c.type is kind and c.status), None)
 
     @property
     def inactive_reason(self) -> str:

@@ -257,7 +257,3 @@ def test_flywheel_row_without_iterations_or_status() -> None:
 def test_status_pill(status: str, tone: str) -> None:
     assert rows.status_pill(status, "why") == rows.Pill(status, tone, "why")
 
-
-def test_first_lines() -> None:
-    assert rows.first_lines(["a", "b"], 3) == ["a", "b"]
-    assert rows.first_lines(["a", "b", "c", "d"], 2) == ["a", "b", "… and 2 more"]

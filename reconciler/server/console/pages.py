@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from reconciler import api
 from reconciler.api import FlywheelView, declaring
 from reconciler.api.health import health
+from reconciler.core.conditions import ConditionType
 from reconciler.core.drift import psi_reading
 from reconciler.core.state import IterationStatus, version_number
 from reconciler.server.console import rows
@@ -80,6 +81,10 @@ def _paged(count: int, number: int) -> tuple[int, int, int]:
     return count, pages, min(number, pages)
 
 
+HELD = {"stalled": ConditionType.STALLED, "degraded": ConditionType.DEGRADED,
+        "drift": ConditionType.DATA_DRIFT}
+
+
 def _in_state(view: FlywheelView, state: str, uncommitted: frozenset[str] | None) -> bool:
     ready = bool(view.conditions and view.conditions[0].status)
     latest = view.observed.latest
@@ -89,8 +94,7 @@ def _in_state(view: FlywheelView, state: str, uncommitted: frozenset[str] | None
         case "not-ready":
             return not ready
         case "stalled" | "degraded" | "drift":
-            wanted = {"stalled": "Stalled", "degraded": "Degraded", "drift": "DataDrift"}[state]
-            return any(c.type.value == wanted and c.status for c in view.conditions)
+            return view.holding(HELD[state]) is not None
         case "running":
             return view.observed.unfinished
         case "failed":
@@ -148,7 +152,7 @@ def _panels(call: Call, view: FlywheelView) -> dict[str, object]:
         "iterations": rows.iteration_rows(view, requested),
         "promotions": rows.promotion_rows(view),
         "chart": _charts(view),
-        "since": rows.when,
+        "since": rows.when, "tone": rows.condition_tone,
     }
 
 

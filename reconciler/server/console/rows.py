@@ -7,13 +7,14 @@ unit test can check a row without a browser, and the list and the flywheel page 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from reconciler.api import FlywheelView
+from reconciler.core.conditions import Condition
 from reconciler.core.state import (
     DataDrift,
     DatasetDrift,
@@ -113,18 +114,26 @@ def model_type(view: FlywheelView) -> str:
     return "Classifier · " + ("multi-class" if mode == "MULTI_CLASS" else "multi-label")
 
 
+CONDITION_TONES = {"Ready": "good", "Stalled": "bad", "Degraded": "bad", "DataDrift": "warn"}
+
+
+def condition_tone(condition: Condition) -> str:
+    """A condition's colour: one that does not hold is a warning; Reconciling is busy."""
+    if not condition.status:
+        return "warn"
+    return CONDITION_TONES.get(condition.type.value, "busy")
+
+
 def conditions(view: FlywheelView) -> tuple[Pill, ...]:
-    """Ready, and whichever of Reconciling, Stalled (Degraded, later) hold, each with why."""
+    """Ready, and whichever of Reconciling, Stalled, Degraded, DataDrift hold, each with why."""
     pills = []
     for condition in view.conditions:
         if condition.type.value == "Ready":
-            tone = "good" if condition.status else "warn"
             pills.append(Pill("Ready" if condition.status else f"Not ready: {condition.reason}",
-                              tone, condition.message))
+                              condition_tone(condition), condition.message))
         elif condition.status:
-            tone = {"Stalled": "bad", "Degraded": "bad", "DataDrift": "warn"}.get(
-                condition.type.value, "busy")
-            pills.append(Pill(condition.type.value, tone, condition.message))
+            pills.append(Pill(condition.type.value, condition_tone(condition),
+                              condition.message))
     return tuple(pills)
 
 
@@ -374,8 +383,3 @@ def drift_rows(drift: DataDrift | None) -> list[tuple[str, DatasetDrift]]:
     if drift.new_train_data is not None and len(listed) > 1:
         listed.append(("all new TRAIN data", drift.new_train_data))
     return listed
-
-
-def first_lines(values: Iterable[str], limit: int) -> list[str]:
-    items = list(values)
-    return items[:limit] + ([f"… and {len(items) - limit} more"] if len(items) > limit else [])
