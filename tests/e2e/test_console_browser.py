@@ -26,6 +26,7 @@ from browser import (
     wait_text,
 )
 from conftest import commit, git, run_cli, write_csv
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -234,7 +235,11 @@ def test_run_flywheel_shows_the_iteration_live_until_completed(
         seen_states.add(status)
         return status == "COMPLETED"
 
-    WebDriverWait(driver, ITERATION_TIMEOUT, poll_frequency=0.3).until(lambda d: completed())
+    # The live script swaps the table in while this reads it: a row found just before a swap is
+    # stale, so such a read is simply tried again at the next poll.
+    WebDriverWait(driver, ITERATION_TIMEOUT, poll_frequency=0.3,
+                  ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: completed())
     assert not_reloaded(driver), "the page was reloaded: the live script should swap parts in"
     assert saw_stage or seen_states - {"COMPLETED"}, "never saw the iteration in progress"
     # v2 trained; no policy and a pin: v1 stays active, v2 may be made active.
