@@ -122,12 +122,19 @@ def tracked_files(root: Path, dvc_file: Path) -> list[str]:
 
 
 class DvcSession:
-    """One locked conversation with DVC: reproduce stages, track folders."""
+    """One locked conversation with DVC: reproduce stages, record outputs, track folders.
 
-    def __init__(self, root: Path, log: Path, stop: Callable[[], bool] | None = None) -> None:
+    ``capture``: send this process's fds 1 and 2 to the log while DVC works (a stage command
+    DVC starts writes there). A caller that starts no stage command (``commit``, ``track``)
+    from one of several threads passes False: the redirection is the whole process's.
+    """
+
+    def __init__(self, root: Path, log: Path, stop: Callable[[], bool] | None = None, *,
+                 capture: bool = True) -> None:
         self.root = root
         self.log = log
         self.stop = stop
+        self.capture = capture
         self._repo: Any = None
 
     def __enter__(self) -> DvcSession:
@@ -158,6 +165,12 @@ class DvcSession:
         with self._translated(f"dvc repro {target}"):
             self._open().reproduce(targets=[str(self.root / target)])
 
+    def commit(self, target: str) -> None:
+        """``dvc commit -f TARGET``: record a stage's dependencies and outputs as they are now,
+        in ``dvc.lock`` and DVC's cache, for outputs computed elsewhere (a cluster's worker)."""
+        with self._translated(f"dvc commit {target}"):
+            self._open().commit(str(self.root / target), force=True)
+
     def track(self, path: str) -> None:
         """``dvc add PATH``: put a file or folder under DVC (cache, remote), not git."""
         with self._translated(f"dvc add {path}"):
@@ -176,7 +189,7 @@ class DvcSession:
 
         offset = self.log.stat().st_size if self.log.exists() else 0
         try:
-            with _output_to(self.log), _python_on_path():
+            with _stage_environment(self.log) if self.capture else _dvc_log_to(self.log):
                 yield
         except LockError as exc:
             raise TransientError(f"{what}: DVC's repository lock is held: {exc}") from exc
@@ -207,6 +220,33 @@ class DvcSession:
             return self.log.relative_to(self.root).as_posix()
         except ValueError:
             return str(self.log)
+
+
+@contextlib.contextmanager
+def _dvc_log_to(log: Path) -> Iterator[None]:
+    """DVC's own log lines ("Updating lock file", hints to ``git add``) to ``log``, not the
+    terminal; only this process's DVC logger is touched, not its file descriptors."""
+    import logging
+
+    import dvc.repo  # noqa: F401  (DVC installs its handlers on import: before they are swapped)
+
+    logger = logging.getLogger("dvc")
+    saved = logger.handlers[:], logger.propagate
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log, encoding="utf-8")
+    logger.handlers, logger.propagate = [handler], False
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate = saved
+        handler.close()
+
+
+@contextlib.contextmanager
+def _stage_environment(log: Path) -> Iterator[None]:
+    """What a stage command DVC starts needs: our output to the log, our interpreter."""
+    with _output_to(log), _python_on_path():
+        yield
 
 
 @contextlib.contextmanager

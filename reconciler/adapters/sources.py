@@ -186,19 +186,13 @@ def _is_ip(name: str) -> bool:
 
 @contextlib.contextmanager
 def _open_s3(uri: str, bucket: str, key: str, policy: SourcePolicy) -> Iterator[Iterator[bytes]]:
-    # boto3 is slow to import: only when S3 is used
-    import boto3  # type: ignore[import-untyped, unused-ignore]
-    from botocore.config import Config  # type: ignore[import-untyped, unused-ignore]
-
-    config = Config(connect_timeout=S3_CONNECT_TIMEOUT, read_timeout=S3_READ_TIMEOUT,
-                    retries={"max_attempts": S3_RETRIES, "mode": "standard"})
     endpoint = "the configured endpoint"
     try:
-        client = boto3.session.Session().client("s3", config=config)
+        client = s3_client()
         endpoint = client.meta.endpoint_url
         response = client.get_object(Bucket=bucket, Key=key)
     except Exception as exc:
-        raise _s3_error(uri, exc, endpoint) from exc
+        raise s3_error(uri, exc, endpoint) from exc
     body = response["Body"]
     try:
         size = response.get("ContentLength")
@@ -210,18 +204,30 @@ def _open_s3(uri: str, bucket: str, key: str, policy: SourcePolicy) -> Iterator[
             body.close()
 
 
+def s3_client() -> Any:
+    """A boto3 S3 client from the standard AWS configuration (a fresh session: thread-safe),
+    with our time-outs and retries."""
+    # boto3 is slow to import: only when S3 is used
+    import boto3  # type: ignore[import-untyped, unused-ignore]
+    from botocore.config import Config  # type: ignore[import-untyped, unused-ignore]
+
+    config = Config(connect_timeout=S3_CONNECT_TIMEOUT, read_timeout=S3_READ_TIMEOUT,
+                    retries={"max_attempts": S3_RETRIES, "mode": "standard"})
+    return boto3.session.Session().client("s3", config=config)
+
+
 def _s3_chunks(uri: str, body: Any, endpoint: str) -> Iterator[bytes]:
     while True:
         try:
             chunk = body.read(CHUNK_BYTES)
         except Exception as exc:
-            raise _s3_error(uri, exc, endpoint) from exc
+            raise s3_error(uri, exc, endpoint) from exc
         if not chunk:
             return
         yield chunk
 
 
-def _s3_error(uri: str, exc: Exception, endpoint: str) -> FlywheelError:
+def s3_error(uri: str, exc: Exception, endpoint: str) -> FlywheelError:
     """A botocore error (or one of its HTTP library's) as one of ours; ``exc`` itself when it
     is ours already."""
     from botocore import exceptions as boto  # type: ignore[import-untyped, unused-ignore]

@@ -36,6 +36,7 @@ from reconciler.gitops.publish import DEFAULT_MESSAGE, Published
 from reconciler.gitops.scaffold import Initialised
 from reconciler.runtime.classify import Classification
 from reconciler.runtime.events import Reporter, ignore
+from reconciler.runtime.executor import IterationExecutor, executor_from
 from reconciler.runtime.queries import LATEST, FlywheelView
 from reconciler.runtime.reconcile import ReconcileResult
 from reconciler.runtime.stopping import NEVER, StopRequest
@@ -53,6 +54,7 @@ __all__ = [
     "classify",
     "describe_flywheel",
     "describe_iteration",
+    "executor_from",
     "init",
     "install_hooks",
     "list_flywheels",
@@ -76,14 +78,17 @@ __all__ = [
 
 
 def reconcile(repo: Repository, names: set[str] | None = None, *, report: Reporter = ignore,
-              stop: StopRequest = NEVER, gitops: GitOps | None = None) -> ReconcileResult:
-    """Bring every flywheel (or those in ``names``) to its spec's desired state, in this
-    process: iterate through DVC, promote, write back (see :mod:`reconciler.runtime.reconcile`)."""
+              stop: StopRequest = NEVER, gitops: GitOps | None = None,
+              executor: IterationExecutor | None = None) -> ReconcileResult:
+    """Bring every flywheel (or those in ``names``) to its spec's desired state: iterate
+    through DVC, promote, write back (see :mod:`reconciler.runtime.reconcile`). ``executor``
+    runs the iterations' computations: in this process by default, or on a cluster
+    (:func:`reconciler.runtime.executor.executor_from`)."""
     from reconciler.runtime.reconcile import reconcile as run
 
     with repo.locked():
         return run(repo.root, report=report, only=names or None, clock=repo.clock, stop=stop,
-                   gitops=gitops, lake=repo.lake, cache=repo.cache)
+                   gitops=gitops, lake=repo.lake, cache=repo.cache, executor=executor)
 
 
 def plan(repo: Repository, names: set[str] | None = None) -> list[FlywheelView]:

@@ -74,6 +74,25 @@ def gitops_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def executor_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("where iterations compute")
+    group.add_argument("--executor", metavar="URL", help="local (default) or dask://HOST:PORT: "
+                       "fit and score on that Dask scheduler's workers (env FLYWHEEL_EXECUTOR)")
+    group.add_argument("--exchange", metavar="s3://BUCKET/PREFIX", help="with a cluster: pass "
+                       "documents and models through this bucket instead of the tasks "
+                       "(env FLYWHEEL_EXCHANGE)")
+
+
+def executor_argv(args: argparse.Namespace) -> list[str]:
+    """The same options, for the `flywheel reconcile` jobs the daemon starts."""
+    argv = []
+    if args.executor:
+        argv += ["--executor", args.executor]
+    if args.exchange:
+        argv += ["--exchange", args.exchange]
+    return argv
+
+
 def seconds(text: str) -> float:
     try:
         value = float(text)

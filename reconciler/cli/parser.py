@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cli.commands import inspecting, reconciling, serving, setup, suggest
-from reconciler.cli.options import gitops_options, log_format_option, push_options, seconds
+from reconciler.cli.options import (
+    executor_options,
+    gitops_options,
+    log_format_option,
+    push_options,
+    seconds,
+)
 
 Handler = Callable[..., int]
 
@@ -56,6 +62,7 @@ def _running(command: Any) -> None:
                    "published (links become URL/NAME-f1.png); default: relative paths")
     p.add_argument("--names-from-stdin", action="store_true", help="start up, then read the "
                    "flywheel names from one line of stdin; none: exit (a warm worker of `watch`)")
+    executor_options(p)
     p = command("watch", reconciling.watch, "Serve as a daemon: reconcile whenever specs/ or "
                 "data/ change, and every --resync seconds.", output=False)
     log_format_option(p)
@@ -67,9 +74,11 @@ def _running(command: Any) -> None:
                    help="full pass even without events (default 300)")
     p.add_argument("--grace", type=seconds, default=60.0, metavar="SECONDS",
                    help="on SIGTERM, how long a running stage gets to finish (default 60)")
-    p.add_argument("--max-iterations", type=int, default=1, metavar="N",
-                   help="iterations running at once (default 1; DVC runs them one by one)")
+    p.add_argument("--max-iterations", type=int, default=None, metavar="N",
+                   help="iterations running at once (default 1; with --executor dask://, the "
+                   "cluster's slots: its workers' threads)")
     gitops_options(p)
+    executor_options(p)
     command("status", reconciling.status,
             "What the watch daemon is doing now (exit 3 if not running).")
     p = command("iterate", reconciling.iterate, "Ask for an iteration of one flywheel now, even "
@@ -80,6 +89,7 @@ def _running(command: Any) -> None:
                    help="only record the request (a running `flywheel watch` picks it up)")
     log_format_option(p)
     gitops_options(p)
+    executor_options(p)
 
 
 def _serving(command: Any) -> None:
@@ -102,6 +112,7 @@ def _serving(command: Any) -> None:
     p.add_argument("--no-watch", action="store_true",
                    help="do not start the watch daemon (another process reconciles)")
     log_format_option(p)
+    executor_options(p)
 
 
 def _checking(command: Any) -> None:

@@ -43,6 +43,7 @@ class PipelineJob:
     spec_file: SpecFile
     iteration_id: str
     active: ModelVersionRecord | None  # the active model the evaluate stage scores, if any
+    digest: str = ""  # the iteration's input digest (a cluster task's key)
 
     @property
     def name(self) -> str:
@@ -98,6 +99,31 @@ class IterationExecutor(Protocol):
                 stop: StopRequest) -> AbstractContextManager[PipelineSession]: ...
 
 
+#: The environment's choice of executor and exchange store, when no option gives one.
+EXECUTOR_VARIABLE = "FLYWHEEL_EXECUTOR"
+EXCHANGE_VARIABLE = "FLYWHEEL_EXCHANGE"
+
+
+def executor_from(url: str | None = None, exchange: str | None = None) -> IterationExecutor:
+    """``local`` (the default: :class:`DvcExecutor`) or ``dask://HOST:PORT`` (a cluster:
+    :class:`~reconciler.runtime.cluster.ClusterExecutor`), from the arguments or else from
+    ``FLYWHEEL_EXECUTOR`` and ``FLYWHEEL_EXCHANGE``."""
+    import os
+
+    from reconciler.errors import FlywheelError
+
+    url = (url or os.environ.get(EXECUTOR_VARIABLE) or "local").strip()
+    exchange = (exchange or os.environ.get(EXCHANGE_VARIABLE) or "").strip() or None
+    if url == "local":
+        if exchange is not None:
+            raise FlywheelError("--exchange is for a cluster executor (--executor "
+                                "dask://HOST:PORT); a local iteration reads the repository")
+        return DvcExecutor()
+    from reconciler.runtime.cluster import ClusterExecutor
+
+    return ClusterExecutor.from_url(url, exchange)
+
+
 class DvcExecutor:
     """Today's executor: the flywheel's DVC pipeline, reproduced in this process.
 
@@ -140,47 +166,63 @@ class _DvcRun:
         self.job, self.dvc = job, dvc
         self.ws = Workspace(job.name)
 
-    def _path(self, relative: object) -> Path:
-        return self.job.root / str(relative)
-
     def train(self) -> Trained:
-        from reconciler.adapters.dvc import locked_deps
-        from reconciler.adapters.files import read_json
-
         self.dvc.reproduce(f"{self.ws.dvc_yaml}:train")
-        # A prepare stage DVC did not re-run (its inputs unchanged) may predate this iteration;
-        # the coordinator compares both with what it planned with.
-        summary = read_json(self._path(self.ws.prepare_summary))
-        read = {str(d.get("path")): d.get("md5") for d in summary.get("datasets", [])
-                if isinstance(d, dict)}
-        return Trained(
-            model=self._path(self.ws.model),
-            sha256=str(read_json(self._path(self.ws.train_summary))["sha256"]),
-            read=read,
-            locked=locked_deps(self.job.root / self.ws.dvc_lock, "prepare"),
-            number_of_train_documents=int(summary["numberOfTrainDocuments"]),
-            number_of_test_documents=int(summary["numberOfTestDocuments"]),
-            test_source=TestSource(summary["testSource"]),
-        )
+        return read_trained(self.job.root, self.ws)
 
     def discard_prepared(self) -> None:
-        # dvc.lock may name bytes the prepared documents did not come from: without them,
-        # the retry's `dvc repro` runs the prepare stage again.
-        for prepared in (self.ws.train_data, self.ws.test_data):
-            self._path(prepared).unlink(missing_ok=True)
+        discard_prepared(self.job.root, self.ws)
 
     def evaluate(self) -> Evaluated:
-        from reconciler.adapters.files import read_json
-
         self.dvc.reproduce(f"{self.ws.dvc_yaml}:evaluate")
-        evaluation = read_json(self._path(self.ws.evaluation))
-        return Evaluated(trained=evaluation["trained"], active=evaluation.get("active") or None,
-                         active_note=evaluation.get("activeNote") or None)
+        return read_evaluated(self.job.root, self.ws)
 
     def track_models(self) -> None:
-        from reconciler.adapters.files import remove_stale_temp_files
+        track_models(self.job.root, self.ws, self.dvc)
 
-        # A killed iteration's half-copied model (a temp file) must not become part of the
-        # tracked folder; only the flywheel lock's holder writes there, so any is an orphan.
-        remove_stale_temp_files(self._path(self.ws.models), older_than=0)
-        self.dvc.track(str(self.ws.models))
+
+def read_trained(root: Path, ws: Workspace) -> Trained:
+    """The prepare and train stages' outputs, read back (whoever computed them)."""
+    from reconciler.adapters.dvc import locked_deps
+    from reconciler.adapters.files import read_json
+
+    # A prepare stage DVC did not re-run (its inputs unchanged) may predate this iteration;
+    # the coordinator compares both with what it planned with.
+    summary = read_json(root / str(ws.prepare_summary))
+    read = {str(d.get("path")): d.get("md5") for d in summary.get("datasets", [])
+            if isinstance(d, dict)}
+    return Trained(
+        model=root / str(ws.model),
+        sha256=str(read_json(root / str(ws.train_summary))["sha256"]),
+        read=read,
+        locked=locked_deps(root / ws.dvc_lock, "prepare"),
+        number_of_train_documents=int(summary["numberOfTrainDocuments"]),
+        number_of_test_documents=int(summary["numberOfTestDocuments"]),
+        test_source=TestSource(summary["testSource"]),
+    )
+
+
+def read_evaluated(root: Path, ws: Workspace) -> Evaluated:
+    """The evaluate stage's ``evaluation.json``, read back."""
+    from reconciler.adapters.files import read_json
+
+    evaluation = read_json(root / str(ws.evaluation))
+    return Evaluated(trained=evaluation["trained"], active=evaluation.get("active") or None,
+                     active_note=evaluation.get("activeNote") or None)
+
+
+def discard_prepared(root: Path, ws: Workspace) -> None:
+    """Drop the prepared documents: ``dvc.lock`` may name bytes they did not come from, and
+    without them the retry prepares them again."""
+    for prepared in (ws.train_data, ws.test_data):
+        (root / str(prepared)).unlink(missing_ok=True)
+
+
+def track_models(root: Path, ws: Workspace, dvc: Any) -> None:
+    """``dvc add`` the lake's models folder as it is now."""
+    from reconciler.adapters.files import remove_stale_temp_files
+
+    # A killed iteration's half-copied model (a temp file) must not become part of the
+    # tracked folder; only the flywheel lock's holder writes there, so any is an orphan.
+    remove_stale_temp_files(root / str(ws.models), older_than=0)
+    dvc.track(str(ws.models))

@@ -195,7 +195,8 @@ class IterationRun:
 
     def _execute(self) -> ModelVersionRecord:
         executor = self.ctx.executor
-        job = PipelineJob(self.ctx.root, self.spec_file, self.iteration_id, self.active)
+        job = PipelineJob(self.ctx.root, self.spec_file, self.iteration_id, self.active,
+                          self.action.digest)
         executor.write_pipeline(job)
         failpoint("iteration:pipeline-written")
         with executor.session(job, self.stop) as session:

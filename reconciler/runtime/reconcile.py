@@ -8,8 +8,10 @@ imports DVC or scikit-learn. One flywheel's error never stops the others.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -157,21 +159,54 @@ def reconcile(root: Path, *, report: Reporter = ignore, only: set[str] | None = 
     result = ReconcileResult(errors=list(errors))
     for error in errors:
         report(Failed(error.flywheel, error))
+    chosen = [s for s in specs if only is None or s.spec.name in only]
     try:
-        for spec_file in specs:
-            if only is not None and spec_file.spec.name not in only:
-                continue
-            if stop.is_set():
-                result.flywheels.append(FlywheelResult(spec_file.spec.name, spec_file.path,
-                                                       stopped=True))
-                continue
-            outcome = _reconcile_one(ctx, spec_file)
-            result.flywheels.append(outcome)
-            if outcome.error is not None:
-                report(Failed(outcome.name, outcome.error))
+        workers = min(_slots(ctx.executor), len(chosen))
+        if workers > 1:
+            result.flywheels.extend(_in_parallel(ctx, chosen, workers))
+        else:
+            result.flywheels.extend(_reconcile_next(ctx, spec_file) for spec_file in chosen)
     finally:
         ctx.cache.save()
     return result
+
+
+def _reconcile_next(ctx: Context, spec_file: SpecFile) -> FlywheelResult:
+    """One flywheel's turn: reconciled, or set aside once a stop was asked for."""
+    if ctx.stop.is_set():
+        return FlywheelResult(spec_file.spec.name, spec_file.path, stopped=True)
+    outcome = _reconcile_one(ctx, spec_file)
+    if outcome.error is not None:
+        ctx.report(Failed(outcome.name, outcome.error))
+    return outcome
+
+
+def _slots(executor: IterationExecutor) -> int:
+    """How many flywheels may iterate at once: an executor's slots (a cluster's threads), or
+    one; a cluster that cannot be reached now gives one (each iteration then says why)."""
+    slots = getattr(executor, "slots", None)
+    if slots is None:
+        return 1
+    try:
+        return max(1, int(slots))
+    except FlywheelError:
+        return 1
+
+
+def _in_parallel(ctx: Context, chosen: list[SpecFile], workers: int) -> list[FlywheelResult]:
+    """Flywheels reconciled by ``workers`` threads, results in spec order. Each flywheel is
+    under its own lock as always; DVC's and git's writes under theirs (file locks, which
+    exclude threads as they exclude processes); events reach ``report`` one at a time."""
+    guard = threading.Lock()
+    report = ctx.report
+
+    def serialised(event: Event) -> None:
+        with guard:
+            report(event)
+
+    here = replace(ctx, report=serialised)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
+        return list(pool.map(lambda spec_file: _reconcile_next(here, spec_file), chosen))
 
 
 def read_inputs(root: Path, lake: LakeStore, cache: HashCache, spec_file: SpecFile) -> Inputs:

@@ -52,14 +52,21 @@ def write_jsonl(path: Path, documents: list[Document]) -> None:
 
 
 def read_jsonl(path: Path) -> list[Document]:
-    documents = []
     try:
         with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    row = jsonio.loads(line, max_depth=2)  # bounded: {"labels": [...], ...}
-                    documents.append(Document(frozenset(row["labels"]), row["text"], row["line"]))
+            return [_document(line) for line in handle if line.strip()]
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"cannot read prepared data: {exc}", file=str(path)) from exc
-    return documents
 
+
+def parse_jsonl(data: bytes, *, display: str) -> list[Document]:
+    """:func:`read_jsonl` of a prepared-data file's bytes (a cluster task's input)."""
+    try:
+        return [_document(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    except (ValueError, KeyError) as exc:
+        raise DataError(f"cannot read prepared data: {exc}", file=display) from exc
+
+
+def _document(line: str) -> Document:
+    row = jsonio.loads(line, max_depth=2)  # bounded: {"labels": [...], "text": ..., "line": n}
+    return Document(frozenset(row["labels"]), row["text"], row["line"])

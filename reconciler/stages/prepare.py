@@ -38,8 +38,10 @@ from reconciler.errors import DataError
 from reconciler.stages.params import StageParams, read_params, write_jsonl
 
 
-def run(params_file: str) -> None:
-    params = read_params(params_file)
+def run(params_file: str, root: Path | None = None) -> None:
+    """The stage: ``params_file`` relative to ``root`` (default: the working directory, where
+    DVC runs it)."""
+    params = read_params(params_file, root)
     ws = params.workspace
     snapshot = params.root / snapshot_dir(params.spec.name)
     shutil.rmtree(snapshot, ignore_errors=True)  # a killed run's leftovers

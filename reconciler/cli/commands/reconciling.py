@@ -11,11 +11,12 @@ from rich.console import Console
 
 from reconciler.cli.commands import repository
 from reconciler.cli.exits import EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
-from reconciler.cli.options import gitops_argv, gitops_from
+from reconciler.cli.options import executor_argv, gitops_argv, gitops_from
 from reconciler.errors import FlywheelError
 
 if TYPE_CHECKING:
     from reconciler.api import Repository
+    from reconciler.runtime.executor import IterationExecutor
     from reconciler.runtime.writeback import GitOps
 
 
@@ -28,12 +29,21 @@ def reconcile(args: argparse.Namespace, out: Console, err: Console) -> int:
         if not names:
             return EXIT_OK
     return run_reconcile(repo, names, err, log_format=args.log_format, output=args.output,
-                         gitops=gitops, report_file=args.report, charts_url=args.charts_url)
+                         gitops=gitops, report_file=args.report, charts_url=args.charts_url,
+                         executor=executor_of(args))
+
+
+def executor_of(args: argparse.Namespace) -> IterationExecutor:
+    """``--executor`` and ``--exchange`` (or their environment variables) as an executor."""
+    from reconciler.runtime.executor import executor_from
+
+    return executor_from(args.executor, args.exchange)
 
 
 def run_reconcile(repo: Repository, names: set[str], err: Console, *, log_format: str,
                   output: str, gitops: GitOps | None = None, report_file: Path | None = None,
-                  charts_url: str | None = None) -> int:
+                  charts_url: str | None = None,
+                  executor: IterationExecutor | None = None) -> int:
     """One reconcile with progress lines, a summary and the exit code (``reconcile``,
     ``iterate``)."""
     from reconciler import api
@@ -50,9 +60,12 @@ def run_reconcile(repo: Repository, names: set[str], err: Console, *, log_format
     try:
         with graceful_signals(stop, notice=notice):
             result = api.reconcile(repo, names or None, report=progress, stop=stop,
-                                   gitops=gitops)
+                                   gitops=gitops, executor=executor)
     finally:
         progress.stop()
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()
     if report_file is not None:
         api.write_report(repo, result, report_file, charts_url=charts_url)
     if output == "json":
@@ -80,7 +93,7 @@ def iterate(args: argparse.Namespace, out: Console, err: Console) -> int:
                   "`flywheel watch` or the next reconcile answers it", highlight=False)
         return EXIT_OK
     code = run_reconcile(repo, {name}, err, log_format=args.log_format, output=args.output,
-                         gitops=gitops_from(args))
+                         gitops=gitops_from(args), executor=executor_of(args))
     if api.request_handled(repo, name, token):
         err.print(f"request {token} handled", highlight=False)
     else:
@@ -93,15 +106,28 @@ def watch(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.daemon.loop import WatchDaemon, WatchOptions
     from reconciler.runtime.logs import LineWriter, log_format
 
-    if args.max_iterations < 1:
+    if args.max_iterations is not None and args.max_iterations < 1:
         raise FlywheelError("--max-iterations must be at least 1")
+    executor = executor_of(args)  # a bad --executor: refused before serving
     options = WatchOptions(quiet=args.debounce, settle=args.settle, resync=max(args.resync, 1.0),
-                           grace=args.grace, max_iterations=args.max_iterations)
+                           grace=args.grace,
+                           max_iterations=args.max_iterations or _slots(executor))
     lines = LineWriter(err, log_format(args.log_format, err))
     gitops_from(args)  # refuse a bad template before serving
     code: int = WatchDaemon(repository(args).root, options, lines,
-                            job_args=gitops_argv(args)).run()
+                            job_args=gitops_argv(args) + executor_argv(args)).run()
     return code
+
+
+def _slots(executor: IterationExecutor) -> int:
+    """Iterations at once by default: one locally; a cluster's slots (its workers' threads)."""
+    slots = getattr(executor, "slots", None)
+    if slots is None:
+        return 1
+    try:
+        return max(1, int(slots))
+    finally:
+        executor.close()  # type: ignore[attr-defined]
 
 
 def status(args: argparse.Namespace, out: Console, err: Console) -> int:

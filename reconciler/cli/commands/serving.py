@@ -36,11 +36,15 @@ def serve(args: argparse.Namespace, out: Console, err: Console) -> int:
     from reconciler.server.serve import build
 
     build(repo, options, lines.write)  # refuse bad options before a daemon is started
+    from reconciler.cli.options import executor_argv
+    from reconciler.runtime.executor import executor_from
+
+    executor_from(args.executor, args.exchange)  # a bad --executor: refused now, not per job
     watching = not args.no_watch and running_pid(repo.root) is None
     # uvicorn re-raises the SIGTERM it handled once it has shut down; this handler turns it
     # into an exit that unwinds, so the daemon beside it is stopped too.
     signal.signal(signal.SIGTERM, _exit)
-    with _daemon(repo.root, fmt, watching):
+    with _daemon(repo.root, fmt, watching, executor_argv(args)):
         def ready() -> None:
             lines.write({"event": "serving", "url": f"http://{args.host}:{args.port}",
                          "repository": str(repo.root),
@@ -53,13 +57,14 @@ def serve(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 @contextlib.contextmanager
-def _daemon(root: Path, fmt: str, start: bool) -> Iterator[None]:
+def _daemon(root: Path, fmt: str, start: bool, extra: list[str]) -> Iterator[None]:
     """A child ``flywheel watch`` for as long as the server runs (stopped with SIGTERM)."""
     if not start:
         yield
         return
     child = subprocess.Popen([sys.executable, "-m", "reconciler.cli", "-C", str(root),
-                              "watch", "--log-format", "json" if fmt == "json" else "plain"],
+                              "watch", "--log-format", "json" if fmt == "json" else "plain",
+                              *extra],
                              preexec_fn=_stop_with_parent)
     try:
         yield
