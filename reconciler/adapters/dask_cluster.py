@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,8 @@ from reconciler.errors import FlywheelError, Stopped, TransientError
 #: How long connecting to the scheduler may take, and how long a task may wait for a worker
 #: to appear (seconds).
 CONNECT_TIMEOUT = 10.0
+#: After a failed connection, how long before trying again (seconds).
+RECONNECT_AFTER = 30.0
 #: How often a wait for a task's result looks at the stop request (seconds).
 POLL_SECONDS = 0.25
 
@@ -45,13 +48,24 @@ class DaskCluster:
         self.connect_timeout = connect_timeout
         self._client: Any = None
         self._lock = threading.Lock()
+        #: The last failure to connect, and when: asked again soon after, it is the answer
+        #: (a reconcile of many flywheels waits for an unreachable scheduler once, not each).
+        self._failed: tuple[float, str] | None = None
 
     def client(self) -> Any:
         with self._lock:
             if self._client is not None and self._client.status != "running":
                 self._close()
             if self._client is None:
-                self._client = self._connect()
+                if self._failed is not None and \
+                        time.monotonic() - self._failed[0] < RECONNECT_AFTER:
+                    raise TransientError(self._failed[1])  # a new one: callers add to it
+                try:
+                    self._client = self._connect()
+                except TransientError as exc:
+                    self._failed = (time.monotonic(), exc.message)
+                    raise
+                self._failed = None
             return self._client
 
     def _connect(self) -> Any:

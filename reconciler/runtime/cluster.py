@@ -22,7 +22,7 @@ lost scheduler fails the iteration with one line, retryably (``adapters/dask_clu
 
 DVC is called only for ``commit`` and ``add`` here, each under the repository's DVC lock, held for
 that call and not while a task runs: iterations of several flywheels run on the cluster at
-once (:attr:`ClusterExecutor.slots`).
+once (:meth:`ClusterExecutor.slots`).
 """
 
 from __future__ import annotations
@@ -85,7 +85,6 @@ class ClusterExecutor:
             exchange = ExchangeStore.from_url(exchange).url
         return cls(target, exchange)
 
-    @property
     def slots(self) -> int:
         """Iterations that can run at once: the cluster's worker threads."""
         return self.cluster.slots()

@@ -124,6 +124,21 @@ def executor_from(url: str | None = None, exchange: str | None = None) -> Iterat
     return ClusterExecutor.from_url(url, exchange)
 
 
+def slots_of(executor: IterationExecutor) -> int:
+    """How many iterations may run at once: an executor's ``slots()`` (a cluster's worker
+    threads), or one; a cluster that cannot be reached now gives one (each iteration then
+    says why)."""
+    from reconciler.errors import FlywheelError
+
+    slots = getattr(executor, "slots", None)
+    if slots is None:
+        return 1
+    try:
+        return max(1, int(slots()))
+    except FlywheelError:
+        return 1
+
+
 class DvcExecutor:
     """Today's executor: the flywheel's DVC pipeline, reproduced in this process.
 

@@ -40,7 +40,7 @@ from reconciler.errors import (
 from reconciler.runtime import actions, alerts
 from reconciler.runtime.alerts import Announcer
 from reconciler.runtime.events import Event, Failed, Planned, Promoted, Reporter, ignore
-from reconciler.runtime.executor import DvcExecutor, IterationExecutor
+from reconciler.runtime.executor import DvcExecutor, IterationExecutor, slots_of
 from reconciler.runtime.recovery import recover
 from reconciler.runtime.stopping import NEVER, StopRequest
 from reconciler.runtime.store import LakeStore
@@ -161,7 +161,7 @@ def reconcile(root: Path, *, report: Reporter = ignore, only: set[str] | None = 
         report(Failed(error.flywheel, error))
     chosen = [s for s in specs if only is None or s.spec.name in only]
     try:
-        workers = min(_slots(ctx.executor), len(chosen))
+        workers = min(slots_of(ctx.executor), len(chosen)) if len(chosen) > 1 else 1
         if workers > 1:
             result.flywheels.extend(_in_parallel(ctx, chosen, workers))
         else:
@@ -179,18 +179,6 @@ def _reconcile_next(ctx: Context, spec_file: SpecFile) -> FlywheelResult:
     if outcome.error is not None:
         ctx.report(Failed(outcome.name, outcome.error))
     return outcome
-
-
-def _slots(executor: IterationExecutor) -> int:
-    """How many flywheels may iterate at once: an executor's slots (a cluster's threads), or
-    one; a cluster that cannot be reached now gives one (each iteration then says why)."""
-    slots = getattr(executor, "slots", None)
-    if slots is None:
-        return 1
-    try:
-        return max(1, int(slots))
-    except FlywheelError:
-        return 1
 
 
 def _in_parallel(ctx: Context, chosen: list[SpecFile], workers: int) -> list[FlywheelResult]:

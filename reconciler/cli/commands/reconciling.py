@@ -121,13 +121,14 @@ def watch(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _slots(executor: IterationExecutor) -> int:
     """Iterations at once by default: one locally; a cluster's slots (its workers' threads)."""
-    slots = getattr(executor, "slots", None)
-    if slots is None:
-        return 1
+    from reconciler.runtime.executor import slots_of
+
     try:
-        return max(1, int(slots))
+        return slots_of(executor)
     finally:
-        executor.close()  # type: ignore[attr-defined]
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()
 
 
 def status(args: argparse.Namespace, out: Console, err: Console) -> int:
