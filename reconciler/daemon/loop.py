@@ -90,7 +90,8 @@ class WatchDaemon:
             route_watchdog_logs(self.lines)
             self.watches.start()
             self.log("watch.started", repository=str(self.root), pid=os.getpid(),
-                     debounce=self.options.quiet, resync=self.options.resync)
+                     debounce=self.options.quiet, resync=self.options.resync,
+                     max_iterations=self.options.max_iterations)
             try:
                 self._serve()
             finally:

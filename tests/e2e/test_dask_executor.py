@@ -221,3 +221,24 @@ def test_bad_executor_options_are_refused(tmp_path: Path, args: list[str],
     assert message in done.stderr, done.stderr
     assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
     assert iterations(root, "sections") == []
+
+
+def test_the_watch_daemon_runs_its_jobs_on_the_cluster_one_per_slot(tmp_path: Path) -> None:
+    from daemon_harness import Daemon
+
+    root = make_repo(tmp_path / "repo", ("alpha", "beta"))
+    with LocalDask(tmp_path / "cluster") as cluster:
+        cluster.worker("a")
+        cluster.worker("b")
+        cluster.wait_for_workers(2)
+        daemon = Daemon(root, "--executor", cluster.url)
+        try:
+            started = daemon.wait_for("watch.started")
+            assert started["max_iterations"] == 2  # the cluster's slots: two worker threads
+            daemon.wait_for("iteration.finished", count=2, timeout=180)
+        finally:
+            daemon.stop()
+    for name in ("alpha", "beta"):
+        [record] = iterations(root, name)
+        assert record["status"] == "COMPLETED"
+        assert any("ran on" in line for line in cluster_lines(root, name))
