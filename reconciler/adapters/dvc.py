@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from reconciler.adapters.files import file_lock, read_json, read_regular
+from reconciler.adapters.files import atomic_write_text, file_lock, read_json, read_regular
 from reconciler.adapters.processes import RECONCILER_ENV, identity
 from reconciler.core.layout import DVC_LOCK
 from reconciler.errors import (
@@ -165,16 +165,29 @@ class DvcSession:
         with self._translated(f"dvc repro {target}"):
             self._open().reproduce(targets=[str(self.root / target)])
 
-    def commit(self, target: str) -> None:
-        """``dvc commit -f TARGET``: record a stage's dependencies and outputs as they are now,
-        in ``dvc.lock`` and DVC's cache, for outputs computed elsewhere (a cluster's worker)."""
+    def commit(self, target: str, *, with_upstream: bool = False) -> None:
+        """``dvc commit -f TARGET`` (``--with-deps``: the stages upstream of it too): record a
+        stage's dependencies and outputs as they are now, in ``dvc.lock`` and DVC's cache, for
+        outputs computed elsewhere (a cluster's worker)."""
         with self._translated(f"dvc commit {target}"):
-            self._open().commit(str(self.root / target), force=True)
+            self._open().commit(str(self.root / target), force=True, with_deps=with_upstream)
 
     def track(self, path: str) -> None:
-        """``dvc add PATH``: put a file or folder under DVC (cache, remote), not git."""
+        """``dvc add PATH``: put a file or folder under DVC (cache, remote), not git.
+
+        Done as ``dvc commit -f PATH.dvc``, which records the folder as it is now exactly as
+        ``dvc add`` does, but without building the index of every pipeline in the repository
+        (``dvc add`` does, to look for overlapping outputs: a cost that grew with the number
+        of flywheels, paid by each iteration). A path not tracked yet first gets the ``.dvc``
+        file ``dvc add`` would start from (``outs: [{path: NAME}]``, DVC's documented format);
+        the commit fills in its hash and git-ignores the folder.
+        """
+        target = self.root / path
+        tracked = target.with_name(f"{target.name}.dvc")
         with self._translated(f"dvc add {path}"):
-            self._open().add([str(self.root / path)])
+            if not tracked.exists():
+                atomic_write_text(tracked, f"outs:\n- path: {target.name}\n")
+            self._open().commit(str(tracked), force=True)
 
     def push(self, paths: list[str], remote: str | None = None) -> int:
         """``dvc push PATHS``: send tracked files to the DVC remote; how many were sent."""

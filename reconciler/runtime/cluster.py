@@ -129,21 +129,20 @@ class _ClusterRun:
         with self.log.open("a", encoding="utf-8") as handle:
             handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}\n")
 
-    def _commit(self, stage: str) -> None:
+    def _commit(self, stage: str, *, with_upstream: bool = False) -> None:
         from reconciler.adapters.dvc import DvcSession
 
         with DvcSession(self.root, self.log, stop=self.stop.is_set, capture=False) as dvc:
-            dvc.commit(f"{self.ws.dvc_yaml}:{stage}")
+            dvc.commit(f"{self.ws.dvc_yaml}:{stage}", with_upstream=with_upstream)
 
     def train(self) -> Trained:
         from reconciler.stages import prepare
 
         prepare.run(str(self.ws.params), self.root)
-        self._commit("prepare")
         self.stop.check("the train stage")
         self.result = self._compute()
         self._write_trained(self.result)
-        self._commit("train")
+        self._commit("train", with_upstream=True)  # prepare's record too: one DVC call
         return read_trained(self.root, self.ws)
 
     def _compute(self) -> Any:
