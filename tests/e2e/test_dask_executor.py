@@ -242,3 +242,31 @@ def test_the_watch_daemon_runs_its_jobs_on_the_cluster_one_per_slot(tmp_path: Pa
         [record] = iterations(root, name)
         assert record["status"] == "COMPLETED"
         assert any("ran on" in line for line in cluster_lines(root, name))
+
+
+def test_a_stop_request_cancels_the_task_and_the_next_reconcile_resumes(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    root = make_repo(tmp_path / "repo")
+    with LocalDask(tmp_path / "cluster") as cluster:
+        stuck = cluster.worker("stuck", env={"FLYWHEEL_FAILPOINT": "remote:started",
+                                             "FLYWHEEL_FAILPOINT_ACTION": "stop"})
+        cluster.wait_for_workers(1)
+        process = subprocess.Popen(
+            [FLYWHEEL, "reconcile", "--executor", cluster.url, "--log-format", "plain"],
+            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "NO_COLOR": "1"})
+        assert stopped(stuck)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130, stderr
+        [record] = iterations(root, "sections")
+        assert record["status"] == "STOPPED" and record["retryable"] is True
+        cluster.kill(stuck)
+        cluster.worker("fresh")
+        cluster.wait_for_workers(1)
+        done = flywheel(root, "reconcile", "--executor", cluster.url)
+    assert done.code == 0, done.stderr
+    assert [r["status"] for r in iterations(root, "sections")] == ["STOPPED", "COMPLETED"]
