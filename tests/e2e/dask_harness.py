@@ -21,14 +21,10 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from s3_server import free_port
+
 DASK = Path(sys.executable).with_name("dask")
 READY_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class LocalDask:

@@ -66,6 +66,25 @@ def dvc_status(root: Path) -> str:
                           env={**os.environ, "DVC_NO_ANALYTICS": "1"}, check=True).stdout
 
 
+#: A worker with this environment stops itself (SIGSTOP) as its task starts: a fit in progress.
+STUCK = {"FLYWHEEL_FAILPOINT": "remote:started", "FLYWHEEL_FAILPOINT_ACTION": "stop"}
+
+
+class Background:
+    """``flywheel reconcile --executor URL`` in a thread; :meth:`wait` gives its run."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.result: dict[str, Run] = {}
+        self.thread = threading.Thread(target=lambda: self.result.setdefault(
+            "run", flywheel(root, "reconcile", "--executor", url)))
+        self.thread.start()
+
+    def wait(self, timeout: float) -> Run:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the reconcile hung"
+        return self.result["run"]
+
+
 @pytest.fixture(scope="module")
 def s3() -> Iterator[S3Server]:
     with S3Server() as server:
@@ -138,20 +157,14 @@ def test_the_second_iteration_scores_the_active_model_on_the_worker(tmp_path: Pa
 def test_a_worker_killed_mid_fit_means_the_task_reruns_on_another(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "repo")
     with LocalDask(tmp_path / "cluster") as cluster:
-        doomed = cluster.worker("doomed", env={"FLYWHEEL_FAILPOINT": "remote:started",
-                                               "FLYWHEEL_FAILPOINT_ACTION": "stop"})
+        doomed = cluster.worker("doomed", env=STUCK)
         cluster.wait_for_workers(1)
-        result: dict[str, Run] = {}
-        reconcile = threading.Thread(target=lambda: result.setdefault(
-            "run", flywheel(root, "reconcile", "--executor", cluster.url)))
-        reconcile.start()
+        reconcile = Background(root, cluster.url)
         assert stopped(doomed), cluster.log("worker-doomed")  # the task is on it, mid-run
         survivor = cluster.worker("survivor")
         cluster.wait_for_workers(2)
         cluster.kill(doomed)
-        reconcile.join(180)
-        assert not reconcile.is_alive()
-    done = result["run"]
+        done = reconcile.wait(180)
     assert done.code == 0, done.stderr
     [record] = iterations(root, "sections")  # exactly one iteration for the digest
     assert record["status"] == "COMPLETED" and record["attempt"] == 1
@@ -166,19 +179,13 @@ def test_a_lost_scheduler_fails_the_iteration_retryably_and_the_retry_completes(
     root = make_repo(tmp_path / "repo")
     cluster = LocalDask(tmp_path / "cluster")
     with cluster:
-        stuck = cluster.worker("stuck", env={"FLYWHEEL_FAILPOINT": "remote:started",
-                                             "FLYWHEEL_FAILPOINT_ACTION": "stop"})
+        stuck = cluster.worker("stuck", env=STUCK)
         cluster.wait_for_workers(1)
-        result: dict[str, Run] = {}
-        reconcile = threading.Thread(target=lambda: result.setdefault(
-            "run", flywheel(root, "reconcile", "--executor", cluster.url)))
-        reconcile.start()
+        reconcile = Background(root, cluster.url)
         assert stopped(stuck)
         cluster.kill(cluster.scheduler)
-        reconcile.join(120)
-        assert not reconcile.is_alive(), "the reconcile hung on a lost scheduler"
+        done = reconcile.wait(120)  # not hung on the lost scheduler
         cluster.kill(stuck)
-    done = result["run"]
     assert done.code == 1, done.stderr
     [failed] = iterations(root, "sections")
     assert failed["status"] == "FAILED" and failed["retryable"] is True
@@ -250,8 +257,7 @@ def test_a_stop_request_cancels_the_task_and_the_next_reconcile_resumes(tmp_path
 
     root = make_repo(tmp_path / "repo")
     with LocalDask(tmp_path / "cluster") as cluster:
-        stuck = cluster.worker("stuck", env={"FLYWHEEL_FAILPOINT": "remote:started",
-                                             "FLYWHEEL_FAILPOINT_ACTION": "stop"})
+        stuck = cluster.worker("stuck", env=STUCK)
         cluster.wait_for_workers(1)
         process = subprocess.Popen(
             [FLYWHEEL, "reconcile", "--executor", cluster.url, "--log-format", "plain"],
