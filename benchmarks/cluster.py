@@ -18,8 +18,8 @@ timed run starts from the same committed state.
    imports are not counted: a cluster is already running when a reconcile uses it).
 
 Every run must end with every flywheel's iteration COMPLETED and the same model sha256 in both
-repositories (same inputs, same bytes). Ratios: serial local / bare fits (target ≤ 1.5×),
-cluster / bare fits, serial local / cluster (target ≥ 1.7×).
+repositories (same inputs, same bytes). Ratios: serial local / bare fits (target ≤ 1.5x),
+cluster / bare fits, serial local / cluster (target ≥ 1.7x).
 
 On a 2-core machine the two workers and the coordinator share both cores: the cluster's figure
 here is what two workers give on the coordinator's own machine, not on two more machines.
@@ -56,6 +56,7 @@ BUNDLED = PROJECT / "data/debian-sections"
 LABELS = ["database", "editors", "games", "graphics", "mail", "math", "net", "science", "sound",
           "video"]
 TEST_DOCUMENTS = 150
+PER_LABEL = 10  # task.minDocumentsPerLabel's default
 
 
 def read_rows(file: str) -> list[tuple[str, str]]:
@@ -70,13 +71,13 @@ def write_rows(path: Path, rows: list[tuple[str, str]]) -> None:
 
 
 def sample(rows: list[tuple[str, str]], count: int, seed: int) -> list[tuple[str, str]]:
-    """``count`` rows with every label present (at least 3 each), seeded."""
+    """``count`` rows with every label present (at least 10 each, the spec's minimum), seeded."""
     rng = random.Random(seed)
     shuffled = rows[:]
     rng.shuffle(shuffled)
     chosen, rest = [], []
     for label in LABELS:
-        of_label = [r for r in shuffled if r[0] == label][:3]
+        of_label = [r for r in shuffled if r[0] == label][:PER_LABEL]
         chosen.extend(of_label)
     taken = set(chosen)
     rest = [r for r in shuffled if r not in taken]

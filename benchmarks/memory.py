@@ -21,7 +21,9 @@ data); at 10 MB the fixed cost alone is about 2x the file.
 
 Then one whole iteration (``flywheel reconcile``: the reconciler, DVC and its three stage
 processes, the largest single process counted) at a moderate size (default 20 MB), whose
-prepare and train stages necessarily hold the corpus; then each stage again on its own
+prepare and train stages necessarily hold the corpus, against the bare fit + predict script of
+``benchmarks/iteration.py`` (``--baseline-worker``) on the same files (target <= 1.5x); then
+each stage again on its own
 (``python -m reconciler.stages STAGE params.yaml`` in the same repository), to say which one
 the peak is.
 
@@ -203,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
             peak = best([FLYWHEEL, "reconcile"], root, 1)
             print(line("flywheel reconcile", peak, baseline, size, None)
                   + "  (the largest process: reconciler, DVC or a stage)")
+            # the bare script a user would write: read the CSVs, fit, predict, macro-F1
+            script = best([PYTHON, str(PROJECT / "benchmarks/iteration.py"), "--baseline-worker",
+                           str(root / "specs/bench.yaml"), str(root)], root, 1)
+            print(f"  bare fit + predict script: peak {script.rss / MB:.1f} MB; the iteration's "
+                  f"largest process / the bare script = {peak.rss / script.rss:.2f}x "
+                  f"(target <= 1.5x)")
             params = "pipelines/bench/params.yaml"  # each stage again, alone, on its own inputs
             for stage in ("prepare", "train", "evaluate"):
                 peak = best([PYTHON, "-m", "reconciler.stages", stage, params], root, 1)

@@ -141,13 +141,13 @@ class InProcessStages:
     def __exit__(self, *exc: object) -> None:
         os.chdir(self._cwd)
 
-    def reproduce(self, target: str) -> None:
+    def reproduce(self, *targets: str) -> None:
         from reconciler.stages import evaluate, prepare, train
 
-        dvc_yaml, stage = target.rsplit(":", 1)
-        params = str(Path(dvc_yaml).parent / "params.yaml")
-        for module in {"train": (prepare, train), "evaluate": (evaluate,)}[stage]:
-            module.run(params)
+        for target in targets:
+            dvc_yaml, stage = target.rsplit(":", 1)
+            params = str(Path(dvc_yaml).parent / "params.yaml")
+            {"prepare": prepare, "train": train, "evaluate": evaluate}[stage].run(params)
 
     def track(self, path: str) -> None:
         InProcessStages.tracked.append(path)

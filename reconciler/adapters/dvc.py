@@ -156,14 +156,19 @@ class DvcSession:
             self._repo = Repo(str(self.root))
         return self._repo
 
-    def reproduce(self, target: str) -> None:
-        """``dvc repro TARGET`` (stages upstream of it run first when changed).
+    def reproduce(self, *targets: str) -> None:
+        """``dvc repro --single-item TARGET…``: these stages, in this order, each one only
+        when changed (``prepare`` is skipped when its inputs are what ``dvc.lock`` says).
 
-        Targets are made absolute: DVC resolves relative ones against the process's working
-        directory, which need not be the repository.
+        The caller names the upstream stages itself: without ``--single-item`` DVC builds the
+        graph of every pipeline in the repository to find them, a cost that grew with the
+        number of flywheels (at 100, an iteration's repro took 2 s more than at 1). Targets are
+        made absolute: DVC resolves relative ones against the process's working directory,
+        which need not be the repository.
         """
-        with self._translated(f"dvc repro {target}"):
-            self._open().reproduce(targets=[str(self.root / target)])
+        with self._translated(f"dvc repro {' '.join(targets)}"):
+            self._open().reproduce(targets=[str(self.root / t) for t in targets],
+                                   single_item=True)
 
     def commit(self, target: str, *, with_upstream: bool = False) -> None:
         """``dvc commit -f TARGET`` (``--with-deps``: the stages upstream of it too): record a

@@ -182,7 +182,7 @@ class _DvcRun:
         self.ws = Workspace(job.name)
 
     def train(self) -> Trained:
-        self.dvc.reproduce(f"{self.ws.dvc_yaml}:train")
+        self.dvc.reproduce(f"{self.ws.dvc_yaml}:prepare", f"{self.ws.dvc_yaml}:train")
         return read_trained(self.job.root, self.ws)
 
     def discard_prepared(self) -> None:
