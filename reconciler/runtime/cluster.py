@@ -59,10 +59,11 @@ class ClusterExecutor:
 
     def __init__(self, address: str, exchange: str | None = None) -> None:
         from reconciler.adapters.dask_cluster import DaskCluster
+        from reconciler.adapters.exchange import ExchangeStore
 
         self.address = address
         self.cluster = DaskCluster(address)
-        self.exchange = exchange
+        self.store = None if exchange is None else ExchangeStore.from_url(exchange)
         self._local = DvcExecutor()
         self._checked = False
         self._lock = threading.Lock()
@@ -79,11 +80,12 @@ class ClusterExecutor:
         if not target.startswith(("tcp://", "tls://")) or not host or not port.isdigit():
             raise FlywheelError(f"--executor {url[:200]!r}: expected local or "
                                 "dask://HOST:PORT (a running Dask scheduler)")
-        if exchange is not None:
-            from reconciler.adapters.exchange import ExchangeStore
-
-            exchange = ExchangeStore.from_url(exchange).url
         return cls(target, exchange)
+
+    @property
+    def exchange(self) -> str | None:
+        """The exchange store's URL, as workers are given it (None: inputs in the tasks)."""
+        return None if self.store is None else self.store.url
 
     def slots(self) -> int:
         """Iterations that can run at once: the cluster's worker threads."""
@@ -95,10 +97,8 @@ class ClusterExecutor:
             if self._checked:
                 return
             self.cluster.client()  # reachable, or one line before anything is recorded
-            if self.exchange is not None:
-                from reconciler.adapters.exchange import ExchangeStore
-
-                ExchangeStore.from_url(self.exchange).check()
+            if self.store is not None:
+                self.store.check()
             self._checked = True
 
     def write_pipeline(self, job: PipelineJob) -> None:
@@ -129,10 +129,15 @@ class _ClusterRun:
         with self.log.open("a", encoding="utf-8") as handle:
             handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}\n")
 
-    def _commit(self, stage: str, *, with_upstream: bool = False) -> None:
+    def _dvc(self) -> Any:
+        """One DVC call's session: the repository's DVC lock for that call only, DVC's log
+        lines to the iteration's log, the process's output left alone (other threads')."""
         from reconciler.adapters.dvc import DvcSession
 
-        with DvcSession(self.root, self.log, stop=self.stop.is_set, capture=False) as dvc:
+        return DvcSession(self.root, self.log, stop=self.stop.is_set, capture=False)
+
+    def _commit(self, stage: str, *, with_upstream: bool = False) -> None:
+        with self._dvc() as dvc:
             dvc.commit(f"{self.ws.dvc_yaml}:{stage}", with_upstream=with_upstream)
 
     def train(self) -> Trained:
@@ -168,10 +173,8 @@ class _ClusterRun:
                  "test": Blob.inline(self._path(self.ws.test_data).read_bytes())}
         if job.active is not None:
             blobs["active"] = Blob.inline(self._path(job.active.file).read_bytes())
-        if self.executor.exchange is not None:
-            from reconciler.adapters.exchange import ExchangeStore
-
-            store = ExchangeStore.from_url(self.executor.exchange)
+        store = self.executor.store
+        if store is not None:
             for name, blob in blobs.items():
                 assert blob.data is not None
                 store.put(blob.data)
@@ -190,11 +193,8 @@ class _ClusterRun:
 
         data = result.model.data
         if data is None:
-            from reconciler.adapters.exchange import ExchangeStore
-
-            assert self.executor.exchange is not None
-            data = ExchangeStore.from_url(self.executor.exchange).get(result.model.sha256,
-                                                                       result.model.size)
+            assert self.executor.store is not None
+            data = self.executor.store.get(result.model.sha256, result.model.size)
         claimed = str(result.train_summary.get("sha256"))
         if bytes_sha256(data) != claimed or claimed != result.model.sha256:
             raise PipelineError(f"the model file that came back from the cluster has sha256 "
@@ -217,7 +217,5 @@ class _ClusterRun:
         return read_evaluated(self.root, self.ws)
 
     def track_models(self) -> None:
-        from reconciler.adapters.dvc import DvcSession
-
-        with DvcSession(self.root, self.log, stop=self.stop.is_set, capture=False) as dvc:
+        with self._dvc() as dvc:
             track_models(self.root, self.ws, dvc)
