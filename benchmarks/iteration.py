@@ -267,8 +267,8 @@ def run_case(case: Case, repeat: int, scratch: Path) -> None:
           f"{Stats(tuple(r.fit_seconds for r in runs))}")
     print(f"  baseline 1: fit+predict in-process    {fit_predict}")
     print(f"  baseline 2: bare script, whole process {script}")
-    print("  " + ratio_line("reconcile / fit+predict in-process", ours, fit_predict, target=1.2))
-    print("  " + ratio_line("reconcile / bare script process   ", ours, script, target=1.2))
+    print("  " + ratio_line("reconcile / fit+predict in-process", ours, fit_predict, target=1.15))
+    print("  " + ratio_line("reconcile / bare script process   ", ours, script, target=1.15))
     print(f"    added by the reconciler (median reconcile - median bare script): "
           f"{ours.median - script.median:+.2f} s")
     reference = runs[0].f1

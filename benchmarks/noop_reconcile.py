@@ -19,7 +19,7 @@ exits 0 with no iteration and no promotion for all 100, writes no lake file, and
 Timed, as whole processes (wall clock, repeated; median and min):
 
 * ``flywheel reconcile`` on the reconciled repo (hash cache warm) vs ``dvc status`` (baseline);
-  target <= 0.5x;
+  target <= 0.3x (1,000 flywheels: ``--flywheels 1000``; 10 and 100 show how it grows);
 * the first no-op reconcile with a cold hash cache (``.flywheel/cache`` deleted before each
   run, so all 1000 dataset files are read and hashed) vs the warm one;
 * ``flywheel plan`` (the CI dry run: reads every spec and the lake, changes nothing) vs
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         warm, cold = stats["reconcile (warm hash cache)"], stats["reconcile (cold hash cache)"]
         print(ratio_line("no-op reconcile (warm) / dvc status", warm, stats["dvc status"],
-                         target=0.5))
+                         target=0.3))
         print(ratio_line("no-op reconcile (cold) / dvc status", cold, stats["dvc status"]))
         print(ratio_line("no-op reconcile warm / cold       ", warm, cold))
         print(ratio_line("flywheel plan (warm) / dvc status ", stats["plan (warm hash cache)"],
