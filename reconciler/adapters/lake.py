@@ -39,8 +39,8 @@ from reconciler.adapters.files import (
     write_if_changed,
 )
 from reconciler.adapters.jsonio import JsonError
+from reconciler.core.kinds import NAME_PATTERN, VERSION_PATTERN
 from reconciler.core.layout import LAKE_DIR, MODEL_SUFFIX, Workspace, flywheel_lock
-from reconciler.core.spec import NAME_PATTERN, VERSION_PATTERN
 from reconciler.core.state import (
     FlywheelStatus,
     IterationRecord,

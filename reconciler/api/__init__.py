@@ -26,22 +26,41 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.api.repository import Repository, open_repository
-from reconciler.core.layout import chart_file
-from reconciler.core.state import IterationRecord
 from reconciler.errors import FlywheelError, NotFoundError
-from reconciler.gitops.publish import DEFAULT_MESSAGE, Published
-from reconciler.gitops.scaffold import Initialised
-from reconciler.runtime.classify import Classification
-from reconciler.runtime.events import Reporter, ignore
-from reconciler.runtime.executor import IterationExecutor, executor_from
-from reconciler.runtime.queries import LATEST, FlywheelView
-from reconciler.runtime.reconcile import ReconcileResult
+from reconciler.gitops.publish import DEFAULT_MESSAGE
 from reconciler.runtime.stopping import NEVER, StopRequest
-from reconciler.runtime.suggest import Suggestions
-from reconciler.runtime.writeback import GitOps
+
+if TYPE_CHECKING:
+    from reconciler.core.state import IterationRecord
+    from reconciler.gitops.publish import Published
+    from reconciler.gitops.scaffold import Initialised
+    from reconciler.runtime.classify import Classification
+    from reconciler.runtime.events import Reporter
+    from reconciler.runtime.executor import IterationExecutor, executor_from
+    from reconciler.runtime.queries import LATEST, FlywheelView
+    from reconciler.runtime.reconcile import ReconcileResult
+    from reconciler.runtime.suggest import Suggestions
+    from reconciler.runtime.writeback import GitOps
+
+#: Names this package gives from the modules that hold them, imported on first use: a face that
+#: needs one use case (a one-text ``flywheel classify``) does not import every other's modules.
+_LAZY = {"LATEST": "reconciler.runtime.queries", "FlywheelView": "reconciler.runtime.queries",
+         "Suggestions": "reconciler.runtime.suggest",
+         "executor_from": "reconciler.runtime.executor"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "LATEST",
@@ -77,17 +96,20 @@ __all__ = [
 # reconciling ---------------------------------------------------------------------------------
 
 
-def reconcile(repo: Repository, names: set[str] | None = None, *, report: Reporter = ignore,
-              stop: StopRequest = NEVER, gitops: GitOps | None = None,
+def reconcile(repo: Repository, names: set[str] | None = None, *,
+              report: Reporter | None = None, stop: StopRequest = NEVER,
+              gitops: GitOps | None = None,
               executor: IterationExecutor | None = None) -> ReconcileResult:
     """Bring every flywheel (or those in ``names``) to its spec's desired state: iterate
     through DVC, promote, write back (see :mod:`reconciler.runtime.reconcile`). ``executor``
     runs the iterations' computations: in this process by default, or on a cluster
-    (:func:`reconciler.runtime.executor.executor_from`)."""
+    (:func:`reconciler.runtime.executor.executor_from`). ``report`` hears the events."""
+    from reconciler.runtime.events import ignore
     from reconciler.runtime.reconcile import reconcile as run
 
     with repo.locked():
-        return run(repo.root, report=report, only=names or None, clock=repo.clock, stop=stop,
+        return run(repo.root, report=report or ignore, only=names or None, clock=repo.clock,
+                   stop=stop,
                    gitops=gitops, lake=repo.lake, cache=repo.cache, executor=executor)
 
 
@@ -225,6 +247,8 @@ def plot(repo: Repository, name: str, target: Path | None = None) -> Path:
     from reconciler.reports.chart import write_chart
 
     found = repo.view(name, records=True)
+    from reconciler.core.layout import chart_file
+
     target = target or repo.root / chart_file(found.name)
     write_chart(repo.root, found, target)
     return target

@@ -7,16 +7,18 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from reconciler.adapters.dataset_files import HashCache
 from reconciler.adapters.lake import Lake
 from reconciler.adapters.remembering_lake import RememberingLake
 from reconciler.core.layout import SPECS_DIR
 from reconciler.errors import NotFoundError
-from reconciler.runtime.catalog import Catalog
 from reconciler.runtime.classify import ModelCache
-from reconciler.runtime.queries import FlywheelView
+
+if TYPE_CHECKING:
+    from reconciler.adapters.dataset_files import HashCache
+    from reconciler.runtime.catalog import Catalog
+    from reconciler.runtime.queries import FlywheelView
 
 
 class Repository:
@@ -34,10 +36,32 @@ class Repository:
         self.clock = clock
         self.lake = Lake(self.root)
         self.records = RememberingLake(self.root)
-        self.cache = HashCache(self.root)
         self.models = ModelCache()
-        self.catalog = Catalog(self.root)
         self._lock = threading.RLock()
+        self._cache: HashCache | None = None
+        self._catalog: Catalog | None = None
+
+    # Made on first use: their modules read specs and datasets (pydantic's spec models, a
+    # quarter of a second to import), which a use case reading only records never needs.
+    @property
+    def cache(self) -> HashCache:
+        """The dataset-hash cache."""
+        with self._lock:
+            if self._cache is None:
+                from reconciler.adapters.dataset_files import HashCache
+
+                self._cache = HashCache(self.root)
+            return self._cache
+
+    @property
+    def catalog(self) -> Catalog:
+        """The declared datasets and endpoints."""
+        with self._lock:
+            if self._catalog is None:
+                from reconciler.runtime.catalog import Catalog
+
+                self._catalog = Catalog(self.root)
+            return self._catalog
 
     @contextmanager
     def locked(self) -> Iterator[Repository]:

@@ -5,24 +5,25 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reconciler.api.health import Health
-from reconciler.core.conditions import ConditionType
 from reconciler.core.responses import plan_state
-from reconciler.core.state import IterationRecord
 from reconciler.errors import FlywheelError
-from reconciler.runtime.classify import Classification
 from reconciler.runtime.events import (
     Event,
     StageStarted,
 )
 from reconciler.runtime.logs import LineWriter, event_fields
-from reconciler.runtime.queries import FlywheelView
+
+if TYPE_CHECKING:
+    from reconciler.api.health import Health
+    from reconciler.core.state import IterationRecord
+    from reconciler.runtime.classify import Classification
+    from reconciler.runtime.queries import FlywheelView
 
 
 def print_json(data: Any, out: TextIO = sys.stdout) -> None:
@@ -100,6 +101,8 @@ def plan_table(views: list[FlywheelView]) -> Table:
 def flywheel_table(views: list[FlywheelView]) -> Table:
     """One row per flywheel. Each version named carries its own F1: the active model's is the
     newest measurement of that version, not the latest iteration's figure for another one."""
+    from reconciler.core.conditions import ConditionType  # the spec's models: only here
+
     table = Table(title="Flywheels", title_justify="left")
     for column in ("NAME", "MODE", "ACTIVE", "ACTIVE F1", "LATEST ITERATION", "STATUS",
                    "TRAINED", "TRAINED F1", "READY"):

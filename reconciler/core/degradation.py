@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.core.spec import Promotion
 from reconciler.core.state import IterationRecord, Observed, PromotionKind
+
+if TYPE_CHECKING:
+    from reconciler.core.spec import Promotion
 
 #: Figures are compared with this slack (0.80 - 0.03 must not count as below 0.77).
 EPSILON = 1e-9

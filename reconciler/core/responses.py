@@ -14,15 +14,17 @@ nothing but the core.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from reconciler.core.actions import Plan
 from reconciler.core.arns import flywheel_arn, model_arn
-from reconciler.core.conditions import Condition
-from reconciler.core.degradation import Degradation, LabelDrop
 from reconciler.core.layout import Workspace
-from reconciler.core.spec import FlywheelSpec
 from reconciler.core.state import IterationRecord, ModelMetrics, Observed, PromotionRecord
+
+if TYPE_CHECKING:
+    from reconciler.core.actions import Plan
+    from reconciler.core.conditions import Condition
+    from reconciler.core.degradation import Degradation, LabelDrop
+    from reconciler.core.spec import FlywheelSpec
 
 
 def data_lake_uri(name: str) -> str:

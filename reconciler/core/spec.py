@@ -16,13 +16,14 @@ from typing import Annotated, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from reconciler.core.kinds import NAME_PATTERN as NAME_PATTERN
+from reconciler.core.kinds import VERSION_PATTERN as VERSION_PATTERN
+from reconciler.core.kinds import DatasetType as DatasetType
+from reconciler.core.kinds import Mode as Mode
+from reconciler.core.kinds import ModelVersion as ModelVersion
 from reconciler.core.layout import DATA_DIR
 
 API_VERSION: Final = "flywheel-reconciler/v1"
-# Full matches only: pydantic's (Rust) engine reads `$` as the end of the text, but Python's
-# re.match lets `$` match before a final "\n" ("v2\n"), so Python code uses re.fullmatch.
-NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
-VERSION_PATTERN = r"^v[1-9][0-9]*$"
 LABEL_DELIMITERS = " ~!@#$%^*-_+=|\\:;\t>?/"
 #: A cell starting with one of these is run as a formula by spreadsheet programs; labels are
 #: written to CSV files (``per_label_f1.csv``), so such labels are refused unless they are plain
@@ -37,7 +38,6 @@ MAX_DATASETS = 100
 
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=NAME_PATTERN)]
 Label = Annotated[str, Field(min_length=1, max_length=5000, pattern=r"^[^\x00-\x1f\x7f]*$")]
-ModelVersion = Annotated[str, Field(pattern=VERSION_PATTERN)]
 #: Comprehend's tag rules: at most 50 per resource, keys 1-128 and values 0-256 characters.
 MAX_TAGS = 50
 TagKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
@@ -67,16 +67,6 @@ class Trigger(StrEnum):
 
     NEW_DATA = "newData"
     REQUEST = "request"
-
-
-class Mode(StrEnum):
-    MULTI_CLASS = "MULTI_CLASS"
-    MULTI_LABEL = "MULTI_LABEL"
-
-
-class DatasetType(StrEnum):
-    TRAIN = "TRAIN"
-    TEST = "TEST"
 
 
 class LanguageCode(StrEnum):

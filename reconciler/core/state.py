@@ -15,7 +15,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel, to_pascal
 
-from reconciler.core.spec import DatasetType, Mode, ModelVersion
+from reconciler.core.kinds import DatasetType, Mode, ModelVersion
 
 
 class IterationStatus(StrEnum):

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from reconciler.adapters.lake import Lake
-from reconciler.core.spec import Mode
+from reconciler.core.kinds import Mode
 from reconciler.core.state import ModelVersionRecord
 from reconciler.errors import NotFoundError, StateError
 
 if TYPE_CHECKING:
-    from sklearn.pipeline import Pipeline
+    from reconciler.stages.predictor import LoadedModel
 
 #: ``probability``: calibrated scores; ``margin``: a model from before calibration (v1).
 ScoreKind = Literal["probability", "margin"]
@@ -47,17 +47,18 @@ class ModelCache:
 
     def __init__(self, size: int = 4) -> None:
         self.size = size
-        self._models: OrderedDict[str, Pipeline] = OrderedDict()
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
-    def load(self, root: Path, file: str, sha256: str) -> Pipeline:
+    def load(self, root: Path, file: str, sha256: str) -> LoadedModel:
         with self._lock:
             if sha256 in self._models:
                 self._models.move_to_end(sha256)
                 return self._models[sha256]
-        from reconciler.stages.modelfile import load_model
+        from reconciler.stages import predictor
 
-        model = load_model(root / file, sha256, display=file)  # checks the sha256 and bounds
+        # checks the sha256, the archive's bounds and its types before reading anything
+        model = predictor.load(root / file, sha256, display=file)
         with self._lock:
             self._models[sha256] = model
             while len(self._models) > self.size:
@@ -67,7 +68,7 @@ class ModelCache:
 
 def load_version(root: Path, name: str, version: str | None, *, lake: Lake | None = None,
                  models: ModelCache | None = None, hint: str = ""
-                 ) -> tuple[str, ModelVersionRecord, Pipeline]:
+                 ) -> tuple[str, ModelVersionRecord, LoadedModel]:
     """``version`` (default: the active one) of ``name``, its record and its loaded model; a
     flywheel with nothing active says why (and ``hint``), an unknown version which exist."""
     observed = (lake or Lake(root)).observe(name)
@@ -92,14 +93,10 @@ def classify(root: Path, name: str, texts: list[str], version: str | None = None
     ``raw``: also give each label's raw score (``Classification.raw_scores``).
     """
     chosen, record, model = load_version(root, name, version, lake=lake, models=models)
-    # Imported only now: scikit-learn takes seconds to import, and a refused file needs none.
-    from reconciler.stages import recipes
-
     mode = Mode(record.mode)
-    predicted, scores, kind_name = recipes.predict_with_scores(model, texts, mode,
-                                                               record.labels)
+    predicted, scores, kind_name = model.predict_with_scores(texts, mode, record.labels)
     kind: ScoreKind = "probability" if kind_name == "probability" else "margin"
-    raws, raw_kind = (recipes.raw_scores(model, texts, mode, record.labels) if raw
+    raws, raw_kind = (model.raw_scores(texts, mode, record.labels) if raw
                       else ([None] * len(texts), None))
     results = []
     for text, labels, score, raw_score in zip(texts, predicted, scores, raws, strict=True):

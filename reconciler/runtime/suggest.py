@@ -66,8 +66,6 @@ def suggest(root: Path, name: str, pool: Path, count: int, strategy: str, *,
                             else "the pool is not a regular file", file=shown)
     chosen, record, model = load_version(root, name, version, lake=lake, models=models,
                                          hint="; or give --version")
-    from reconciler.stages import recipes  # scikit-learn: only once the inputs are checked
-
     mode = Mode(record.mode)
     keeper = ranking.keeper_for(strategy, count, seed)
     scored_by = ranking.scored_by(strategy)
@@ -76,7 +74,7 @@ def suggest(root: Path, name: str, pool: Path, count: int, strategy: str, *,
 
     def flush() -> None:
         texts = [text for _, text in batch]
-        predicted, scores, _ = recipes.predict_with_scores(model, texts, mode, record.labels)
+        predicted, scores, _ = model.predict_with_scores(texts, mode, record.labels)
         for (line, text), labels, score in zip(batch, predicted, scores, strict=True):
             guess = tuple(sorted(labels))
             probability = min((score[label] for label in guess), default=0.0)

@@ -37,6 +37,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.multiclass import OneVsRestClassifier
 
+from reconciler.stages.serving import sigmoid, softmax
+
 #: The share of the training documents the calibration mapping is fitted on.
 HOLDOUT = 0.2
 #: Fewer held-out positives (or negatives) of a MULTI_LABEL label: the shared mapping is used.
@@ -94,8 +96,8 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         raw = self.decision_function(X)
         if self.multi_label:
-            return _sigmoid(raw * self.slopes_ + self.intercepts_)
-        return _softmax(raw / self.temperature_)
+            return sigmoid(raw * self.slopes_ + self.intercepts_)
+        return softmax(raw / self.temperature_)
 
     @property
     def raw_score_kind(self) -> str:
@@ -160,16 +162,6 @@ def _class_index(classes: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.searchsorted(classes, y)
 
 
-def _softmax(values: np.ndarray) -> np.ndarray:
-    shifted = values - values.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * values))  # no overflow for large |values|
-
-
 def _temperature(raw: np.ndarray, truth: np.ndarray) -> float:
     """The ``T`` minimising the log-loss of ``softmax(raw / T)`` (searched as log T)."""
     rows = np.arange(len(truth))
@@ -195,7 +187,7 @@ def _platt(raw: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
         z = ab[0] * raw + ab[1]
         # log(1 + e^z) - t z, the log-loss in a form that does not overflow
         value = np.logaddexp(0.0, z) - target * z
-        gradient = _sigmoid(z) - target
+        gradient = sigmoid(z) - target
         return float(value.sum()), np.array([(gradient * raw).sum(), gradient.sum()])
 
     start = np.array([1.0, np.log((negatives + 1) / (positives + 1))])

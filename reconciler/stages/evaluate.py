@@ -5,8 +5,9 @@ the trained model (or its evaluation), the active model (:class:`ActiveModel`, o
 task in; the records the stage writes out (:class:`Evaluated`). :func:`run`, what DVC runs,
 reads the prepared documents and the train stage's evaluation, calls it, and writes them.
 
-The trained model's evaluation comes from the train stage (scored there while in memory). When
-there is no active model to score, this stage imports no scikit-learn at all.
+The trained model's evaluation comes from the train stage (scored there while in memory). The
+active model is scored from its serving form (:mod:`reconciler.stages.predictor`), so this stage
+imports no scikit-learn at all unless the active model was trained before serving forms were.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from reconciler.stages.params import StageParams, read_jsonl, read_params
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
+    from reconciler.stages.predictor import LoadedModel
+
 
 @dataclass(frozen=True)
 class ActiveModel:
@@ -40,13 +43,13 @@ class ActiveModel:
     version: str
     mode: str | None
     labels: tuple[str, ...]
-    load: Callable[[], Pipeline]
+    load: Callable[[], LoadedModel]
 
     @classmethod
     def from_bytes(cls, version: str, mode: str | None, labels: Sequence[str], data: bytes,
                    sha256: str | None = None) -> ActiveModel:
         """A version whose model file's bytes are held in memory; loaded with every check of
-        :func:`~reconciler.stages.modelfile.load_model_bytes`. It pickles (a worker's input)."""
+        :func:`~reconciler.stages.predictor.load_bytes`. It pickles (a worker's input)."""
         return cls(version, mode, tuple(labels), _BytesLoader(data, sha256, f"model {version}"))
 
 
@@ -56,10 +59,10 @@ class _BytesLoader:
     sha256: str | None
     display: str
 
-    def __call__(self) -> Pipeline:
-        from reconciler.stages.modelfile import load_model_bytes
+    def __call__(self) -> LoadedModel:
+        from reconciler.stages.predictor import load_bytes
 
-        return load_model_bytes(self.data, self.sha256, display=self.display)
+        return load_bytes(self.data, self.sha256, display=self.display)
 
 
 @dataclass(frozen=True)
@@ -117,13 +120,11 @@ def _active(params: StageParams) -> ActiveModel | None:
         return None
     active = params.active
 
-    def load() -> Pipeline:
-        # Imported here: skops and scikit-learn take seconds to import, and are only needed
-        # when there is an active model to load.
-        from reconciler.stages.modelfile import load_model
+    def load() -> LoadedModel:
+        # Imported here: only needed when there is an active model to load.
+        from reconciler.stages.predictor import load
 
-        return load_model(params.path(active["file"]), active.get("sha256"),
-                          display=active["file"])
+        return load(params.path(active["file"]), active.get("sha256"), display=active["file"])
 
     return ActiveModel(version=active["version"], mode=active.get("mode"),
                        labels=tuple(active.get("labels", [])), load=load)
@@ -144,9 +145,7 @@ def _score_active(active: ActiveModel, documents: Sequence[Document],
     if active.mode != task.mode.value or list(active.labels) != list(task.labels):
         return None, (f"active model {active.version} was trained for another task "
                       "(mode or labels differ); it is not scored")
-    from reconciler.stages import recipes  # scikit-learn: only with a model to score
-
-    return recipes.score(active.load(), documents, task, list(active.labels)), None
+    return active.load().score(documents, task, active.labels), None
 
 
 def _per_label_csv(trained: Evaluation, active: Evaluation | None) -> str:

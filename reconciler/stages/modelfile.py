@@ -11,6 +11,10 @@ take seconds to import), so a refusal is quick.
 
 The same holds for a model held as bytes (:func:`model_bytes`, :func:`load_model_bytes`): what a
 worker without the repository computes and sends back, or is sent to score.
+
+Every model file written also carries its serving form (:mod:`reconciler.stages.serving`):
+:func:`load_serving` gives it after the same three checks, with neither skops nor scikit-learn
+imported, for a quick ``flywheel classify``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from reconciler import limits
 from reconciler.adapters import jsonio
 from reconciler.adapters.files import sha256_of
 from reconciler.errors import StateError
+from reconciler.stages import serving, serving_export
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -53,10 +58,12 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
 def model_bytes(pipeline: Pipeline) -> bytes:
     """The model file's bytes, in memory: :func:`canonical_archive` of what skops writes, so the
     same fitted model gives the same bytes in every process and on every run (``dvc repro``
-    leaves ``dvc.lock`` alone)."""
+    leaves ``dvc.lock`` alone), with the pipeline's serving form (:func:`serving_export.export`)."""
     import skops.io as sio
 
-    return canonical_archive(sio.dumps(pipeline))
+    entries = canonical_entries(sio.dumps(pipeline))
+    arrays = {bytes_sha256(content): name for name, content in entries if name.endswith(".npy")}
+    return zipped(entries + (serving_export.export(pipeline, arrays) or []))
 
 
 def bytes_sha256(data: bytes) -> str:
@@ -83,14 +90,21 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def canonical_archive(data: bytes) -> bytes:
-    """The same skops archive, with everything that varied from run to run made fixed.
+    """The same skops archive, with everything that varied from run to run made fixed
+    (:func:`canonical_entries`, :func:`zipped`)."""
+    return zipped(canonical_entries(data))
+
+
+def canonical_entries(data: bytes) -> list[tuple[str, bytes]]:
+    """A skops archive's members (name, bytes), with everything that varied from run to run
+    made fixed.
 
     skops names each array member after ``id()`` of the array (a memory address), stamps every
     ``__id__`` in ``schema.json`` with ``id()`` too, writes each entry with the current time and
     names ``bytes`` members by ``uuid4``. Here the ids are renumbered 1, 2, … and the members
     renamed in the order the schema first refers to them (ids are only compared for equality, so
-    the renumbering keeps shared objects shared), every entry gets :data:`ZIP_EPOCH` and the same
-    permissions, and the members are written in one fixed order: ``schema.json``, then by name.
+    the renumbering keeps shared objects shared), and the members come in one fixed order:
+    ``schema.json``, then by name.
     """
     with zipfile.ZipFile(io.BytesIO(data)) as source:
         schema = json.loads(source.read("schema.json"))
@@ -114,6 +128,12 @@ def canonical_archive(data: bytes) -> bytes:
     entries = [("schema.json", json.dumps(schema, indent=2).encode("utf-8"))]
     entries += sorted(((names[old], content) for old, content in members.items()),
                       key=lambda entry: _member_order(entry[0]))
+    return entries
+
+
+def zipped(entries: list[tuple[str, bytes]]) -> bytes:
+    """The entries as an uncompressed zip, in the order given, every entry stamped with
+    :data:`ZIP_EPOCH` and the same permissions (the same entries give the same bytes)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as target:
         for name, content in entries:
@@ -133,14 +153,52 @@ def _member_order(name: str) -> tuple[int, str]:
 def load_model(path: Path, expected_sha256: str | None = None, *, display: str = "") -> Pipeline:
     """The model in a model file, once it passed the three checks (see the module docstring)."""
     display = display or str(path)
+    _check_file(path, display)
+    if expected_sha256 is not None:
+        _check_sha256(sha256_of(path), expected_sha256, display)
+    return _checked_load(path, display)
+
+
+def _check_file(path: Path, display: str) -> None:
     if not path.exists():
         raise StateError("model file is missing (run `dvc pull` to fetch it from the remote)",
                          file=display)
     if not path.is_file():  # a folder, a FIFO or a device (/dev/zero would never end hashing)
         raise StateError("model file is not a regular file", file=display)
+
+
+def load_serving(source: Path | bytes, expected_sha256: str | None = None, *,
+                 display: str = "") -> serving.ServingModel | None:
+    """The serving form in a model file (or its bytes), once it passed the three checks of
+    :func:`load_model`; None for a file without one (use :func:`load_model`)."""
+    display = display or ("model" if isinstance(source, bytes) else str(source))
+    if isinstance(source, bytes):
+        actual = bytes_sha256(source) if expected_sha256 is not None else ""
+    else:
+        _check_file(source, display)
+        actual = sha256_of(source) if expected_sha256 is not None else ""
     if expected_sha256 is not None:
-        _check_sha256(sha256_of(path), expected_sha256, display)
-    return _checked_load(path, display)
+        _check_sha256(actual, expected_sha256, display)
+    _check_types(source, display)
+    try:
+        with zipfile.ZipFile(_zip_source(source)) as archive:
+            if serving.MANIFEST not in archive.NameToInfo:
+                return None
+            manifest = _bounded_json(archive, serving.MANIFEST, display, max_depth=8)
+
+            def read_array(name: str) -> Any:
+                from numpy.lib import format as npy
+
+                if name not in archive.NameToInfo:
+                    raise serving.ServingFormError(f"serving form member {name[:80]} is missing")
+                with archive.open(name) as member:
+                    return npy.read_array(member, allow_pickle=False)
+
+            return serving.load(manifest, read_array)
+    except serving.ServingFormError as exc:
+        raise StateError(f"model file {exc}", file=display) from exc
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise StateError(f"model file serving form cannot be read: {exc}", file=display) from exc
 
 
 def load_model_bytes(data: bytes, expected_sha256: str | None = None, *,
@@ -158,13 +216,19 @@ def _check_sha256(actual: str, expected: str, display: str) -> None:
                          f"recorded {expected}", file=display)
 
 
-def _checked_load(source: Path | bytes, display: str) -> Pipeline:
+def _check_types(source: Path | bytes, display: str) -> set[str]:
+    """The archive's bounds, then its schema's types, all on the allow-list; the types."""
     check_archive(source, display)
     types = _schema_types(source, display)
     untrusted = sorted(types - TRUSTED_TYPES)
     if untrusted:
         raise StateError(f"model file holds untrusted types: {', '.join(untrusted[:5])}",
                          file=display)
+    return types
+
+
+def _checked_load(source: Path | bytes, display: str) -> Pipeline:
+    types = _check_types(source, display)
     import skops.io as sio
     from sklearn.pipeline import Pipeline
 
@@ -265,21 +329,25 @@ def _check_array(member: Any, info: zipfile.ZipInfo, display: str, where: str) -
 def _schema_types(source: Path | bytes, display: str) -> set[str]:
     try:
         with zipfile.ZipFile(_zip_source(source)) as archive:
-            info = archive.getinfo("schema.json")
-            if info.file_size > limits.RECORD_BYTES.value():
-                raise StateError(f"model file schema.json is {info.file_size} bytes; the limit "
-                                 f"is {limits.RECORD_BYTES.value()} "
-                                 f"({limits.RECORD_BYTES.hint})", file=display)
-            data = archive.read(info)
+            schema = _bounded_json(archive, "schema.json", display, max_depth=SCHEMA_DEPTH)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise StateError("not a skops model file (pickle and other formats are refused)",
                          file=display) from exc
-    try:
-        schema = jsonio.loads(data, max_depth=SCHEMA_DEPTH)
-    except jsonio.JsonError as exc:
-        raise StateError(f"model file schema.json: {exc}", file=display) from exc
     return {f"{node.get('__module__')}.{node['__class__']}" for node in schema_objects(schema)
             if "__class__" in node}
+
+
+def _bounded_json(archive: zipfile.ZipFile, name: str, display: str, *, max_depth: int) -> Any:
+    """A JSON member of the archive, within the record size limit and ``max_depth`` levels."""
+    info = archive.getinfo(name)
+    if info.file_size > limits.RECORD_BYTES.value():
+        raise StateError(f"model file {name} is {info.file_size} bytes; the limit is "
+                         f"{limits.RECORD_BYTES.value()} ({limits.RECORD_BYTES.hint})",
+                         file=display)
+    try:
+        return jsonio.loads(archive.read(info), max_depth=max_depth)
+    except jsonio.JsonError as exc:
+        raise StateError(f"model file {name}: {exc}", file=display) from exc
 
 
 def schema_objects(schema: Any) -> Iterator[dict[str, Any]]:
