@@ -13,13 +13,15 @@ timed run starts from the same committed state.
    TEST documents' labels, in this process, data already in memory; the sum over flywheels;
 2. *serial local*: ``flywheel reconcile`` with the default executor (each iteration through
    ``dvc repro``: three stage processes);
+   *serial in-process*: ``flywheel reconcile --executor in-process`` (the same computations in
+   the reconciler's process, recorded by ``dvc commit``);
 3. *cluster*: ``flywheel reconcile --executor dask://…`` against a ``dask scheduler`` and two
    ``dask worker --nthreads 1`` processes on loopback, started before the clock starts (their
    imports are not counted: a cluster is already running when a reconcile uses it).
 
-Every run must end with every flywheel's iteration COMPLETED and the same model sha256 in both
-repositories (same inputs, same bytes). Ratios: serial local / bare fits (target ≤ 1.5x),
-cluster / bare fits, serial local / cluster (target ≥ 1.7x).
+Every run must end with every flywheel's iteration COMPLETED and the same model sha256 in the
+three repositories (same inputs, same bytes). Ratios: serial local / bare fits (target ≤ 1.5x),
+serial in-process / bare fits, cluster / bare fits, serial local / cluster (target ≥ 1.7x).
 
 On a 2-core machine the two workers and the coordinator share both cores: the cluster's figure
 here is what two workers give on the coordinator's own machine, not on two more machines.
@@ -200,12 +202,13 @@ def main() -> None:
     print(machine_note())
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as scratch:
         base = Path(scratch)
-        local, remote = base / "local", base / "cluster"
+        local, remote, inproc = base / "local", base / "cluster", base / "in-process"
         local.mkdir()
         data = build(local, args.flywheels, args.documents)
-        shutil.copytree(local, remote, symlinks=True)
-        subprocess.run(["dvc", "config", "--local", "core.site_cache_dir",
-                        str(remote / ".dvc-site")], cwd=remote, check=True, env=environment())
+        for copy in (remote, inproc):
+            shutil.copytree(local, copy, symlinks=True)
+            subprocess.run(["dvc", "config", "--local", "core.site_cache_dir",
+                            str(copy / ".dvc-site")], cwd=copy, check=True, env=environment())
         print(f"{args.flywheels} flywheels x {args.documents} TRAIN + {TEST_DOCUMENTS} TEST "
               f"documents, {len(LABELS)} labels, default recipe")
         bare = bare_fits(data)
@@ -213,6 +216,10 @@ def main() -> None:
         serial = run_timed([FLYWHEEL, "reconcile", "--log-format", "plain"], cwd=local).seconds
         completed(local, args.flywheels)
         print(f"serial local reconcile:                      {serial:8.2f} s")
+        in_process = run_timed([FLYWHEEL, "reconcile", "--log-format", "plain", "--executor",
+                                "in-process"], cwd=inproc).seconds
+        completed(inproc, args.flywheels)
+        print(f"serial in-process reconcile:                 {in_process:8.2f} s")
         cluster = Cluster(base, args.workers)
         try:
             started = time.perf_counter()
@@ -223,12 +230,20 @@ def main() -> None:
             cluster.close()
         completed(remote, args.flywheels)
         print(f"reconcile on {args.workers} Dask workers:                  {on_cluster:8.2f} s")
-        same = models(local) == models(remote) and len(models(local)) == args.flywheels
-        print(f"models: {'identical' if same else 'DIFFERENT'} in both repositories")
+        same = (models(local) == models(remote) == models(inproc)
+                and len(models(local)) == args.flywheels)
+        print(f"models: {'identical' if same else 'DIFFERENT'} in the three repositories")
         print(f"serial local / bare fits: {serial / bare:.2f}x (target <= 1.5x)")
+        print(f"serial in-process / bare fits: {in_process / bare:.2f}x "
+              f"({serial / in_process:.2f}x faster than serial local)")
         print(f"cluster / bare fits:      {on_cluster / bare:.2f}x")
         print(f"serial local / cluster:   {serial / on_cluster:.2f}x faster (target >= 1.7x)")
         if not same:
+            for name, sha in sorted(models(local).items()):
+                others = (models(inproc).get(name), models(remote).get(name))
+                if others != (sha, sha):
+                    print(f"  {name}: local {sha[:12]} in-process {str(others[0])[:12]} "
+                          f"cluster {str(others[1])[:12]}")
             sys.exit(1)
 
 

@@ -76,8 +76,10 @@ def gitops_argv(args: argparse.Namespace) -> list[str]:
 
 def executor_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("where iterations compute")
-    group.add_argument("--executor", metavar="URL", help="local (default) or dask://HOST:PORT: "
-                       "fit and score on that Dask scheduler's workers (env FLYWHEEL_EXECUTOR)")
+    group.add_argument("--executor", metavar="URL", help="local (default: DVC runs each stage as "
+                       "a process), in-process (fit and score in this process, recorded by "
+                       "dvc commit) or dask://HOST:PORT (on that Dask scheduler's workers) "
+                       "(env FLYWHEEL_EXECUTOR)")
     group.add_argument("--exchange", metavar="s3://BUCKET/PREFIX", help="with a cluster: pass "
                        "documents and models through this bucket instead of the tasks "
                        "(env FLYWHEEL_EXCHANGE)")

@@ -13,7 +13,8 @@ of git, DVC's records and the lake; the workers compute and need no checkout::
       dvc commit :train, later :evaluate; dvc add of the lake's models
 
 DVC records every output (``dvc commit``), so ``dvc status`` is clean after an iteration and a
-``dvc repro`` typed by hand finds nothing to do, as after a local one.
+``dvc repro`` typed by hand finds nothing to do, as after a local one
+(:mod:`reconciler.runtime.recorded`, shared with the in-process executor).
 
 A task's key holds the iteration's input digest: asked twice, the scheduler runs it once, and a
 worker lost mid-fit means the scheduler reruns it on another; the flywheel gets one iteration
@@ -28,26 +29,14 @@ once (:meth:`ClusterExecutor.slots`).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from reconciler.adapters.loader import SpecFile
-from reconciler.core.layout import Workspace, iteration_log
-from reconciler.errors import PipelineError
-from reconciler.runtime.executor import (
-    DvcExecutor,
-    Evaluated,
-    PipelineJob,
-    PipelineSession,
-    Trained,
-    discard_prepared,
-    read_evaluated,
-    read_trained,
-    track_models,
-)
+from reconciler.runtime.executor import DvcExecutor, PipelineJob, PipelineSession
+from reconciler.runtime.recorded import RecordedRun
 from reconciler.runtime.stopping import StopRequest
 
 SCHEME = "dask://"
@@ -78,7 +67,7 @@ class ClusterExecutor:
             target = "tcp://" + target.removeprefix(SCHEME)
         host, _, port = target.partition("://")[2].rpartition(":")
         if not target.startswith(("tcp://", "tls://")) or not host or not port.isdigit():
-            raise FlywheelError(f"--executor {url[:200]!r}: expected local or "
+            raise FlywheelError(f"--executor {url[:200]!r}: expected local, in-process or "
                                 "dask://HOST:PORT (a running Dask scheduler)")
         return cls(target, exchange)
 
@@ -112,50 +101,17 @@ class ClusterExecutor:
         self.cluster.close()
 
 
-class _ClusterRun:
-    """:class:`PipelineSession` of one iteration whose fit runs on the cluster."""
+class _ClusterRun(RecordedRun):
+    """:class:`RecordedRun` whose task runs on the cluster."""
 
     def __init__(self, executor: ClusterExecutor, job: PipelineJob, stop: StopRequest) -> None:
-        self.executor, self.job, self.stop = executor, job, stop
-        self.root, self.ws = job.root, Workspace(job.name)
-        self.log = job.root / iteration_log(job.name, job.iteration_id)
-        self.result: Any = None
+        super().__init__(job, stop, executor.store, executor.exchange)
+        self.executor = executor
 
-    def _path(self, relative: object) -> Path:
-        return self.root / str(relative)
-
-    def _note(self, line: str) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("a", encoding="utf-8") as handle:
-            handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}\n")
-
-    def _dvc(self) -> Any:
-        """One DVC call's session: the repository's DVC lock for that call only, DVC's log
-        lines to the iteration's log, the process's output left alone (other threads')."""
-        from reconciler.adapters.dvc import DvcSession
-
-        return DvcSession(self.root, self.log, stop=self.stop.is_set, capture=False)
-
-    def _commit(self, stage: str, *, with_upstream: bool = False) -> None:
-        with self._dvc() as dvc:
-            dvc.commit(f"{self.ws.dvc_yaml}:{stage}", with_upstream=with_upstream)
-
-    def train(self) -> Trained:
-        from reconciler.stages import prepare
-
-        prepare.run(str(self.ws.params), self.root)
-        self.stop.check("the train stage")
-        self.result = self._compute()
-        self._write_trained(self.result)
-        self._commit("train", with_upstream=True)  # prepare's record too: one DVC call
-        return read_trained(self.root, self.ws)
-
-    def _compute(self) -> Any:
+    def compute(self, task: Any) -> Any:
         from reconciler.stages import remote
 
-        task = self._task()
-        key = (f"flywheel-{self.job.name}-{self.job.digest[:32] or self.job.iteration_id}-"
-               f"{self.job.active.version if self.job.active else 'none'}")
+        key = self._key()
         self._note(f"cluster: task {key} sent to {self.executor.address}"
                    + (f" (exchange {self.executor.exchange})" if self.executor.exchange else ""))
         future = self.executor.cluster.submit(remote.run, task, key=key)
@@ -163,59 +119,3 @@ class _ClusterRun:
         self._note(f"cluster: ran on {result.worker} in {result.seconds:.3f}s "
                    f"(fit_seconds={result.fit_seconds:.3f})")
         return result
-
-    def _task(self) -> Any:
-        from reconciler.adapters.pipeline import params
-        from reconciler.stages.remote import ActiveRef, Blob, RemoteTask
-
-        spec, job = self.job.spec_file.spec, self.job
-        blobs = {"train": Blob.inline(self._path(self.ws.train_data).read_bytes()),
-                 "test": Blob.inline(self._path(self.ws.test_data).read_bytes())}
-        if job.active is not None:
-            blobs["active"] = Blob.inline(self._path(job.active.file).read_bytes())
-        store = self.executor.store
-        if store is not None:
-            for name, blob in blobs.items():
-                assert blob.data is not None
-                store.put(blob.data)
-                blobs[name] = blob.by_reference()
-        active = None if job.active is None else ActiveRef(
-            job.active.version, job.active.mode.value, tuple(job.active.labels), blobs["active"])
-        return RemoteTask(
-            flywheel=spec.name, iteration_id=job.iteration_id, digest=job.digest,
-            spec=params(spec, job.active)["spec"],
-            train=blobs["train"], test=blobs["test"], active=active,
-            exchange=self.executor.exchange)
-
-    def _write_trained(self, result: Any) -> None:
-        from reconciler.adapters.files import atomic_write_json
-        from reconciler.stages.modelfile import bytes_sha256, write_model_bytes
-
-        data = result.model.data
-        if data is None:
-            assert self.executor.store is not None
-            data = self.executor.store.get(result.model.sha256, result.model.size)
-        claimed = str(result.train_summary.get("sha256"))
-        if bytes_sha256(data) != claimed or claimed != result.model.sha256:
-            raise PipelineError(f"the model file that came back from the cluster has sha256 "
-                                f"{bytes_sha256(data)}, not the {claimed} its worker reported")
-        write_model_bytes(data, self._path(self.ws.model))
-        atomic_write_json(self._path(self.ws.trained_evaluation), result.trained_evaluation)
-        atomic_write_json(self._path(self.ws.train_summary), result.train_summary)
-
-    def discard_prepared(self) -> None:
-        discard_prepared(self.root, self.ws)
-
-    def evaluate(self) -> Evaluated:
-        from reconciler.adapters.files import atomic_write_json, atomic_write_text
-
-        result = self.result
-        atomic_write_json(self._path(self.ws.evaluation), result.evaluation)
-        atomic_write_json(self._path(self.ws.metrics), result.metrics)
-        atomic_write_text(self._path(self.ws.per_label), result.per_label)
-        self._commit("evaluate")
-        return read_evaluated(self.root, self.ws)
-
-    def track_models(self) -> None:
-        with self._dvc() as dvc:
-            track_models(self.root, self.ws, dvc)

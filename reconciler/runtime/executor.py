@@ -105,19 +105,24 @@ EXCHANGE_VARIABLE = "FLYWHEEL_EXCHANGE"
 
 
 def executor_from(url: str | None = None, exchange: str | None = None) -> IterationExecutor:
-    """``local`` (the default: :class:`DvcExecutor`) or ``dask://HOST:PORT`` (a cluster:
-    :class:`~reconciler.runtime.cluster.ClusterExecutor`), from the arguments or else from
-    ``FLYWHEEL_EXECUTOR`` and ``FLYWHEEL_EXCHANGE``."""
+    """``local`` (the default: :class:`DvcExecutor`), ``in-process``
+    (:class:`~reconciler.runtime.inprocess.InProcessExecutor`) or ``dask://HOST:PORT`` (a
+    cluster: :class:`~reconciler.runtime.cluster.ClusterExecutor`), from the arguments or else
+    from ``FLYWHEEL_EXECUTOR`` and ``FLYWHEEL_EXCHANGE``."""
     import os
 
     from reconciler.errors import FlywheelError
 
     url = (url or os.environ.get(EXECUTOR_VARIABLE) or "local").strip()
     exchange = (exchange or os.environ.get(EXCHANGE_VARIABLE) or "").strip() or None
-    if url == "local":
+    if url in ("local", "in-process"):
         if exchange is not None:
             raise FlywheelError("--exchange is for a cluster executor (--executor "
                                 "dask://HOST:PORT); a local iteration reads the repository")
+        if url == "in-process":
+            from reconciler.runtime.inprocess import InProcessExecutor
+
+            return InProcessExecutor()
         return DvcExecutor()
     from reconciler.runtime.cluster import ClusterExecutor
 

@@ -103,8 +103,9 @@ def canonical_entries(data: bytes) -> list[tuple[str, bytes]]:
     ``__id__`` in ``schema.json`` with ``id()`` too, writes each entry with the current time and
     names ``bytes`` members by ``uuid4``. Here the ids are renumbered 1, 2, … and the members
     renamed in the order the schema first refers to them (ids are only compared for equality, so
-    the renumbering keeps shared objects shared), and the members come in one fixed order:
-    ``schema.json``, then by name.
+    the renumbering keeps shared objects shared, except JSON scalars, never shared: whether two
+    attributes held one Python object depends on the process), and the members come in one
+    fixed order: ``schema.json``, then by name.
     """
     with zipfile.ZipFile(io.BytesIO(data)) as source:
         schema = json.loads(source.read("schema.json"))
@@ -118,9 +119,21 @@ def canonical_entries(data: bytes) -> list[tuple[str, bytes]]:
             names[name] = f"{len(names) + 1}{PurePosixPath(name).suffix}"
         return names[name]
 
+    count = 0
     for node in schema_objects(schema):
         if isinstance(node.get("__id__"), int):  # skops skips a falsy id: start at 1
-            node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
+            if node.get("__loader__") == "JsonNode":
+                # A str, number, bool or None: shared only when one Python object happened to
+                # fill two attributes (C and max_df both the spec's default 1.0 in one process,
+                # two parsed 1.0s in another). Immutable, so never shared here: the same model
+                # gives the same bytes whatever its process's history.
+                count += 1
+                node["__id__"] = count
+            else:
+                if node["__id__"] not in ids:
+                    count += 1
+                    ids[node["__id__"]] = count
+                node["__id__"] = ids[node["__id__"]]
         if isinstance(node.get("file"), str) and node["file"] in members:
             node["file"] = rename(node["file"])
     for name in members:  # never referenced (skops writes none such): kept, named after the rest

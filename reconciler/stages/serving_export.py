@@ -11,6 +11,7 @@ import hashlib
 import io
 import itertools
 import json
+import operator
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -82,7 +83,7 @@ def _export_block(vectorizer: Any, arrays: list[np.ndarray]) -> dict[str, Any]:
     blob = terms.tobytes()
     starts = [0, *ends.tolist()[:-1]]
     keys = [blob[a:b] for a, b in zip(starts, ends.tolist(), strict=True)]
-    if any(a >= b for a, b in itertools.pairwise(keys)):
+    if not all(map(operator.lt, keys, itertools.islice(keys, 1, None))):
         raise _NotExportable  # not sorted: binary search would not find every term
     return {"analyzer": settings["analyzer"], "ngramRange": list(settings["ngram_range"]),
             "lowercase": bool(settings["lowercase"]), "tokenPattern": settings["token_pattern"],

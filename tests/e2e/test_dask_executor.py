@@ -215,8 +215,8 @@ def test_an_unreachable_scheduler_is_one_line_and_records_nothing(tmp_path: Path
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--executor", "spark://x:1"], "expected local or dask://HOST:PORT"),
-    (["--executor", "dask://no-port"], "expected local or dask://HOST:PORT"),
+    (["--executor", "spark://x:1"], "expected local, in-process or dask://HOST:PORT"),
+    (["--executor", "dask://no-port"], "expected local, in-process or dask://HOST:PORT"),
     (["--exchange", "s3://bucket/x"], "--exchange is for a cluster executor"),
     (["--executor", "dask://127.0.0.1:1", "--exchange", "ftp://x"], "expected s3://BUCKET"),
 ])

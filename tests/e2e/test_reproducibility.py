@@ -70,6 +70,27 @@ def test_a_model_fitted_in_two_processes_is_saved_byte_for_byte_the_same(tmp_pat
         assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
 
 
+def test_parameters_sharing_one_object_save_the_same_bytes_as_equal_copies() -> None:
+    """Whether two attributes hold one Python object (the spec's default 1.0 as both ``C`` and
+    ``max_df`` in one process) or two equal ones (two parsed 1.0s in a stage process) must not
+    show in the file: skops writes the first as one shared node."""
+    from reconciler.core.spec import FlywheelSpec, Mode
+    from reconciler.stages import modelfile, recipes
+
+    rows = bundled_rows("debian-sections", "train-v1.csv", LABELS, 20)
+    spec = FlywheelSpec.model_validate({
+        "name": "x", "task": {"mode": "MULTI_CLASS", "labels": LABELS},
+        "datasets": [{"name": "d", "type": "TRAIN", "path": "data/d.csv"}]})
+    saved = []
+    for one, other in ((1.0, 1.0), (float("1.0"), float(" 1.0 "))):
+        pipeline = recipes.build_pipeline(spec.recipe, Mode.MULTI_CLASS)
+        pipeline.set_params(classifier__estimator__C=one, features__max_df=other)
+        recipes.fit(pipeline, [t for _, t in rows], [frozenset([label]) for label, _ in rows],
+                    Mode.MULTI_CLASS, LABELS)
+        saved.append(modelfile.model_bytes(pipeline))
+    assert saved[0] == saved[1]
+
+
 def _outputs(repo: Path) -> dict[str, bytes]:
     out = repo / "pipelines/packages"
     files = {p.relative_to(repo).as_posix(): p.read_bytes()

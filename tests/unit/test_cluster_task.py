@@ -76,9 +76,9 @@ def test_a_dask_url_names_the_scheduler(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.parametrize(("url", "exchange", "message"), [
-    ("dask://host", None, "expected local or dask://HOST:PORT"),
-    ("http://host:80", None, "expected local or dask://HOST:PORT"),
-    ("dask://:80", None, "expected local or dask://HOST:PORT"),
+    ("dask://host", None, "expected local, in-process or dask://HOST:PORT"),
+    ("http://host:80", None, "expected local, in-process or dask://HOST:PORT"),
+    ("dask://:80", None, "expected local, in-process or dask://HOST:PORT"),
     ("local", "s3://b/x", "--exchange is for a cluster executor"),
     ("dask://h:1", "s3://UPPER/x", "expected s3://BUCKET[/PREFIX]"),
     ("dask://h:1", "/shared/folder", "expected s3://BUCKET[/PREFIX]"),
