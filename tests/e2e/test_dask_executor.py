@@ -46,6 +46,17 @@ def make_repo(root: Path, names: tuple[str, ...] = ("sections",)) -> Path:
     return root
 
 
+def add_train_version(root: Path, name: str) -> None:
+    """Commit the records, then a second TRAIN version of ``name`` (10 more documents)."""
+    commit(root, "v1's records")
+    write_csv(root / f"data/{name}/train-2.csv", train_rows(10, skip=30))
+    spec = root / f"specs/{name}.yaml"
+    spec.write_text(spec.read_text("utf-8").replace(
+        "  - name: test\n", "  - name: train-2\n    type: TRAIN\n"
+        f"    path: data/{name}/train-2.csv\n  - name: test\n"), "utf-8")
+    commit(root, "more data")
+
+
 def iterations(root: Path, name: str) -> list[dict[str, object]]:
     folder = root / f"lake/{name}/iterations"
     return [json.loads(p.read_text("utf-8")) for p in sorted(folder.glob("*.json"))]
@@ -136,13 +147,7 @@ def test_the_second_iteration_scores_the_active_model_on_the_worker(tmp_path: Pa
         cluster.worker("a")
         cluster.wait_for_workers(1)
         assert flywheel(root, "reconcile", "--executor", cluster.url).code == 0
-        commit(root, "v1's records")
-        write_csv(root / "data/sections/train-2.csv", train_rows(10, skip=30))
-        spec = root / "specs/sections.yaml"
-        spec.write_text(spec.read_text("utf-8").replace(
-            "  - name: test\n", "  - name: train-2\n    type: TRAIN\n"
-            "    path: data/sections/train-2.csv\n  - name: test\n"), "utf-8")
-        commit(root, "more data")
+        add_train_version(root, "sections")
         done = flywheel(root, "reconcile", env={"FLYWHEEL_EXECUTOR": cluster.url})
     assert done.code == 0, done.stderr
     first, second = iterations(root, "sections")

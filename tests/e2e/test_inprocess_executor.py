@@ -8,9 +8,14 @@ import shutil
 from pathlib import Path
 
 import yaml
-from api_harness import train_rows
-from conftest import commit, write_csv
-from test_dask_executor import dvc_status, flywheel, iterations, make_repo, versions
+from test_dask_executor import (
+    add_train_version,
+    dvc_status,
+    flywheel,
+    iterations,
+    make_repo,
+    versions,
+)
 
 
 def in_process_lines(root: Path, name: str) -> list[str]:
@@ -46,13 +51,7 @@ def test_in_process_iterations_record_what_the_dvc_stages_record(tmp_path: Path)
             yaml.safe_load((local / lock).read_text("utf-8"))
 
     # a second iteration scores the active model (from its serving form) in this process
-    commit(root, "v1's records")
-    write_csv(root / "data/alpha/train-2.csv", train_rows(10, skip=30))
-    spec = root / "specs/alpha.yaml"
-    spec.write_text(spec.read_text("utf-8").replace(
-        "  - name: test\n", "  - name: train-2\n    type: TRAIN\n"
-        "    path: data/alpha/train-2.csv\n  - name: test\n"), "utf-8")
-    commit(root, "more data")
+    add_train_version(root, "alpha")
     done = flywheel(root, "reconcile", env={"FLYWHEEL_EXECUTOR": "in-process"})
     assert done.code == 0, done.stderr
     first, second = iterations(root, "alpha")
