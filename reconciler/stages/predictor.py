@@ -10,7 +10,8 @@ through scikit-learn as before. Both are loaded only after the model file's chec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,7 +41,8 @@ class LoadedModel:
         :func:`reconciler.stages.recipes.predict_with_scores`); ``labels`` is the label order
         the model was trained with."""
         if self.serving is not None:
-            return self.serving.predict_with_scores(list(texts), labels)
+            with _as_state_error():
+                return self.serving.predict_with_scores(list(texts), labels)
         from reconciler.stages import recipes  # scikit-learn: seconds to import
 
         assert self.pipeline is not None
@@ -50,7 +52,8 @@ class LoadedModel:
                    ) -> tuple[list[dict[str, float]], str]:
         """The classifier's raw per-label scores and their kind (margin, logit, ...)."""
         if self.serving is not None:
-            return self.serving.raw_scores(list(texts), labels)
+            with _as_state_error():
+                return self.serving.raw_scores(list(texts), labels)
         from reconciler.stages import recipes
 
         assert self.pipeline is not None
@@ -67,10 +70,23 @@ class LoadedModel:
             return recipes.score(self.pipeline, documents, task, list(labels))
         from reconciler.core.metrics import evaluate
 
-        predicted, probabilities, _ = self.serving.predict_with_scores(
-            [d.text for d in documents], labels)
+        with _as_state_error():
+            predicted, probabilities, _ = self.serving.predict_with_scores(
+                [d.text for d in documents], labels)
         return evaluate(task.mode.value, task.labels, [d.labels for d in documents], predicted,
                         probabilities)
+
+
+@contextmanager
+def _as_state_error() -> Iterator[None]:
+    """A serving form that disagrees with its version record (label count): one line."""
+    from reconciler.errors import StateError
+    from reconciler.stages.serving import ServingFormError
+
+    try:
+        yield
+    except ServingFormError as exc:
+        raise StateError(f"model file {exc}") from exc
 
 
 def load(path: Path, sha256: str | None, *, display: str = "") -> LoadedModel:

@@ -277,3 +277,12 @@ def test_the_active_model_scores_the_same_from_its_serving_form(
                                                          rel=1e-6)
     assert ours.calibration.expected_calibration_error == pytest.approx(
         theirs.calibration.expected_calibration_error, rel=1e-5, abs=1e-7)
+
+
+def test_a_record_naming_other_labels_than_the_model_has_is_one_line(tmp_path: Path) -> None:
+    from reconciler.stages import predictor
+
+    pipeline, texts, labels = fitted(Mode.MULTI_LABEL, "linear-svm", "words")
+    path, sha = written(pipeline, tmp_path)
+    with pytest.raises(StateError, match="4 label columns, the record names 2 labels"):
+        predictor.load(path, sha).predict_with_scores(texts[:2], Mode.MULTI_LABEL, labels[:2])
