@@ -27,8 +27,6 @@ from reconciler.runtime.executor import DvcExecutor, PipelineJob, PipelineSessio
 from reconciler.runtime.recorded import RecordedRun
 from reconciler.runtime.stopping import StopRequest
 
-NAME = "in-process"
-
 
 class InProcessExecutor:
     """Runs iterations' computations in this process, recorded by ``dvc commit``."""

@@ -165,11 +165,8 @@ def _member_order(name: str) -> tuple[int, str]:
 
 def load_model(path: Path, expected_sha256: str | None = None, *, display: str = "") -> Pipeline:
     """The model in a model file, once it passed the three checks (see the module docstring)."""
-    display = display or str(path)
-    _check_file(path, display)
-    if expected_sha256 is not None:
-        _check_sha256(sha256_of(path), expected_sha256, display)
-    return _checked_load(path, display)
+    display, types = _verified(path, expected_sha256, display)
+    return _skops_load(path, types, display)
 
 
 def _check_file(path: Path, display: str) -> None:
@@ -184,15 +181,37 @@ def load_serving(source: Path | bytes, expected_sha256: str | None = None, *,
                  display: str = "") -> serving.ServingModel | None:
     """The serving form in a model file (or its bytes), once it passed the three checks of
     :func:`load_model`; None for a file without one (use :func:`load_model`)."""
-    display = display or ("model" if isinstance(source, bytes) else str(source))
+    display, _ = _verified(source, expected_sha256, display)
+    return _serving_form(source, display)
+
+
+def load_either(source: Path | bytes, expected_sha256: str | None = None, *,
+                display: str = "") -> serving.ServingModel | Pipeline:
+    """The model in a model file (or its bytes), checked once: its serving form when it has
+    one, else its pipeline (loaded by skops, scikit-learn imported)."""
+    display, types = _verified(source, expected_sha256, display)
+    served = _serving_form(source, display)
+    return served if served is not None else _skops_load(source, types, display)
+
+
+def _verified(source: Path | bytes, expected_sha256: str | None,
+              display: str) -> tuple[str, set[str]]:
+    """The three checks: a regular file (for a path), the recorded SHA-256, the archive's
+    bounds and its types; the name errors give, and the types."""
     if isinstance(source, bytes):
+        display = display or "model"
         actual = bytes_sha256(source) if expected_sha256 is not None else ""
     else:
+        display = display or str(source)
         _check_file(source, display)
         actual = sha256_of(source) if expected_sha256 is not None else ""
     if expected_sha256 is not None:
         _check_sha256(actual, expected_sha256, display)
-    _check_types(source, display)
+    return display, _check_types(source, display)
+
+
+def _serving_form(source: Path | bytes, display: str) -> serving.ServingModel | None:
+    """The checked archive's serving form, or None when it has none."""
     try:
         with zipfile.ZipFile(_zip_source(source)) as archive:
             if serving.MANIFEST not in archive.NameToInfo:
@@ -218,9 +237,8 @@ def load_model_bytes(data: bytes, expected_sha256: str | None = None, *,
                      display: str = "model") -> Pipeline:
     """:func:`load_model` of a model file's bytes, held in memory (no file is read): the same
     hash, archive bounds and type allow-list checks, in the same order."""
-    if expected_sha256 is not None:
-        _check_sha256(bytes_sha256(data), expected_sha256, display)
-    return _checked_load(data, display)
+    display, types = _verified(data, expected_sha256, display)
+    return _skops_load(data, types, display)
 
 
 def _check_sha256(actual: str, expected: str, display: str) -> None:
@@ -240,8 +258,8 @@ def _check_types(source: Path | bytes, display: str) -> set[str]:
     return types
 
 
-def _checked_load(source: Path | bytes, display: str) -> Pipeline:
-    types = _check_types(source, display)
+def _skops_load(source: Path | bytes, types: set[str], display: str) -> Pipeline:
+    """The checked archive's pipeline, its ``types`` trusted (they are all on the allow-list)."""
     import skops.io as sio
     from sklearn.pipeline import Pipeline
 

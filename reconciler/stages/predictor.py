@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.core.kinds import Mode
 from reconciler.stages import modelfile
+from reconciler.stages.serving import ServingModel
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from reconciler.core.documents import Document
     from reconciler.core.metrics import Evaluation
     from reconciler.core.spec import TaskConfig
-    from reconciler.stages.serving import ServingModel
 
 
 @dataclass(frozen=True)
@@ -89,17 +89,14 @@ def _as_state_error() -> Iterator[None]:
         raise StateError(f"model file {exc}") from exc
 
 
-def load(path: Path, sha256: str | None, *, display: str = "") -> LoadedModel:
-    """The model in a model file, checked (:func:`modelfile.load_serving`)."""
-    served = modelfile.load_serving(path, sha256, display=display)
-    if served is not None:
-        return LoadedModel(serving=served)
-    return LoadedModel(pipeline=modelfile.load_model(path, sha256, display=display))
+def load(source: Path | bytes, sha256: str | None, *, display: str = "") -> LoadedModel:
+    """The model in a model file (or its bytes), checked once (:func:`modelfile.load_either`)."""
+    model = modelfile.load_either(source, sha256, display=display)
+    if isinstance(model, ServingModel):
+        return LoadedModel(serving=model)
+    return LoadedModel(pipeline=model)
 
 
 def load_bytes(data: bytes, sha256: str | None, *, display: str = "model") -> LoadedModel:
     """:func:`load` of a model file's bytes held in memory."""
-    served = modelfile.load_serving(data, sha256, display=display)
-    if served is not None:
-        return LoadedModel(serving=served)
-    return LoadedModel(pipeline=modelfile.load_model_bytes(data, sha256, display=display))
+    return load(data, sha256, display=display)
