@@ -170,12 +170,20 @@ class DvcSession:
             self._open().reproduce(targets=[str(self.root / t) for t in targets],
                                    single_item=True)
 
-    def commit(self, target: str, *, with_upstream: bool = False) -> None:
-        """``dvc commit -f TARGET`` (``--with-deps``: the stages upstream of it too): record a
-        stage's dependencies and outputs as they are now, in ``dvc.lock`` and DVC's cache, for
-        outputs computed elsewhere (a cluster's worker)."""
-        with self._translated(f"dvc commit {target}"):
-            self._open().commit(str(self.root / target), force=True, with_deps=with_upstream)
+    def commit(self, *targets: str) -> None:
+        """``dvc commit -f TARGET…``: record these stages' dependencies and outputs as they are
+        now, in ``dvc.lock`` and DVC's cache, for outputs computed elsewhere (a cluster's
+        worker, this process), in the order given.
+
+        The caller names the upstream stages itself, as for :meth:`reproduce`: DVC's
+        ``--with-deps`` builds the graph of every pipeline in the repository to find them (at
+        10 flywheels, 1 s of each iteration; the cost grew with their number), while a
+        ``dvc.yaml:stage`` target loads that one file.
+        """
+        with self._translated(f"dvc commit {' '.join(targets)}"):
+            repo = self._open()
+            for target in targets:
+                repo.commit(str(self.root / target), force=True)
 
     def track(self, path: str) -> None:
         """``dvc add PATH``: put a file or folder under DVC (cache, remote), not git.

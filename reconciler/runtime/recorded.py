@@ -62,9 +62,9 @@ class RecordedRun:
 
         return DvcSession(self.root, self.log, stop=self.stop.is_set, capture=False)
 
-    def _commit(self, stage: str, *, with_upstream: bool = False) -> None:
+    def _commit(self, *stages: str) -> None:
         with self._dvc() as dvc:
-            dvc.commit(f"{self.ws.dvc_yaml}:{stage}", with_upstream=with_upstream)
+            dvc.commit(*(f"{self.ws.dvc_yaml}:{stage}" for stage in stages))
 
     def train(self) -> Trained:
         from reconciler.stages import prepare
@@ -73,7 +73,7 @@ class RecordedRun:
         self.stop.check("the train stage")
         self.result = self.compute(self._task())
         self._write_trained(self.result)
-        self._commit("train", with_upstream=True)  # prepare's record too: one DVC call
+        self._commit("prepare", "train")  # one DVC call for both records
         return read_trained(self.root, self.ws)
 
     def compute(self, task: Any) -> Any:
